@@ -1,0 +1,36 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+# The virtual environment is built when missing or when pyproject.toml changed.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEPS_STAMP := $(VENV)/.deps-$(shell sha256sum pyproject.toml | cut -c1-16)
+PYTEST_ARGS ?=
+
+.PHONY: install demo test lint bench-ingest serve clean
+
+install: $(DEPS_STAMP)
+	@# The project itself is (re)linked on every call: a venv kept outside the
+	@# clone (CI's cache) must point at this checkout, not an earlier one.
+	@$(BIN)/pip install -q --no-deps --no-build-isolation -e . >/dev/null 2>&1 || \
+		$(BIN)/pip install --no-deps --no-build-isolation -e .
+
+$(DEPS_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip setuptools
+	$(BIN)/pip install -e '.[dev]'
+	rm -f $(VENV)/.deps-* && touch $@
+
+demo: install
+	$(BIN)/python -m flows.demo
+
+test: install
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check flows tasks pipelines tests bench
+
+bench-ingest: install
+	$(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf .clipline .pytest_cache

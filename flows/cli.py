@@ -1,0 +1,67 @@
+"""The `clipline` command: one verb per flow, plus `sql` and `compact` for the results store.
+
+Verb modules are imported only when used, so `clipline sql` starts without
+loading torch, Ray or Prefect.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+
+from pydantic import ValidationError
+
+from pipelines.errors import ClipLineError
+
+# verb -> (module with add_arguments(parser) and run(args) -> exit code, one-line help)
+VERBS: dict[str, tuple[str, str]] = {
+    "sql": ("flows.commands.sql", "Query the results store with read-only SQL (or a named query)."),
+    "compact": ("flows.commands.compact", "Merge the results store's small Parquet files."),
+}
+
+EXIT_USAGE = 2
+
+
+def build_parser(verb: str | None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="clipline",
+        description="URL lists to trained, evaluated CLIP-style models; every number queryable in SQL.",
+        epilog="Run `clipline VERB --help` for a verb's options. Data, checkpoints and results live "
+               "under $CLIPLINE_HOME (default ./.clipline) unless an option says otherwise.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="Log debug messages.")
+    subparsers = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+    for name, (module_name, help_text) in VERBS.items():
+        sub = subparsers.add_parser(name, help=help_text, description=help_text)
+        if name == verb:
+            importlib.import_module(module_name).add_arguments(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    verb = next((a for a in argv if a in VERBS), None)
+    args = build_parser(verb).parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for noisy in ("aiobotocore", "botocore", "s3fs", "fsspec"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Prefect's ephemeral server needs more than its default 20 s to start on 2 cores.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    try:
+        return importlib.import_module(VERBS[args.verb][0]).run(args)
+    except ClipLineError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValidationError as e:
+        for err in e.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "config"
+            print(f"error: invalid {where}: {err['msg']}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

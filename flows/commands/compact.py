@@ -1,0 +1,22 @@
+"""`clipline compact`: merge the results store's small files (rows are kept exactly)."""
+
+from __future__ import annotations
+
+import argparse
+
+from flows.cli_options import add_config_options, config_from_args
+from pipelines.config import StoreConfig
+from pipelines.store.compact import compact_store
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_options(parser, StoreConfig, include=["results_uri"])
+    parser.add_argument("--min-files", type=int, default=2,
+                        help="Compact a table only when it has at least this many files (default: 2).")
+
+
+def run(args: argparse.Namespace) -> int:
+    store = config_from_args(StoreConfig, args)
+    for result in compact_store(store.results_uri, args.min_files):
+        print(f"{result.table:20s} {result.files_in:5d} files -> {result.files_out} ({result.rows} rows)")
+    return 0

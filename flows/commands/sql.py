@@ -1,0 +1,39 @@
+"""`clipline sql`: read-only SQL over the results store."""
+
+from __future__ import annotations
+
+import argparse
+
+from flows.cli_options import add_config_options, config_from_args
+from flows.output import FORMATS
+from pipelines.config import StoreConfig
+from pipelines.errors import ClipLineError
+from pipelines.store.query import named_queries, named_query_sql, run_query
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("sql", nargs="?", metavar="QUERY",
+                        help="One SELECT statement. Tables: run_events, runs, ingest_shards, "
+                             "ingest_samples, train_metrics, checkpoints, eval_results, predictions, "
+                             "dataset_distances. Writes, COPY, ATTACH, INSTALL/LOAD, SET and reads "
+                             "outside the results location are refused (exit status 2).")
+    parser.add_argument("--query", metavar="NAME",
+                        help=f"Run a named query from sql/queries/ instead: {', '.join(named_queries())}.")
+    parser.add_argument("--format", choices=list(FORMATS), default="table",
+                        help="Output format (default: table).")
+    parser.add_argument("--list", action="store_true", help="List the named queries and exit.")
+    add_config_options(parser, StoreConfig, include=["results_uri"])
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.list:
+        for name, path in named_queries().items():
+            first = path.read_text().splitlines()[0].lstrip("- ")
+            print(f"{name:24s} {first}")
+        return 0
+    if bool(args.sql) == bool(args.query):
+        raise ClipLineError("give either a QUERY or --query NAME", "see `clipline sql --help`")
+    store = config_from_args(StoreConfig, args)
+    result = run_query(store.results_uri, args.sql or named_query_sql(args.query))
+    print(FORMATS[args.format](result.columns, result.rows))
+    return 0

@@ -1,0 +1,62 @@
+"""The store's tables, read from the DDL in `sql/tables/` (the single source of truth)."""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+# Added to every file: the name of the file a compacted row came from (NULL in
+# files written by a writer). Views hide rows of files that a compacted file
+# already holds, so readers never see a row twice while compaction runs.
+COMPACTED_FROM = "_compacted_from"
+
+
+@dataclass(frozen=True)
+class TableDef:
+    name: str
+    ddl: str  # the CREATE TABLE statement, as written in sql/tables/
+    schema: pa.Schema
+    not_null: frozenset[str]
+
+
+def sql_dir() -> Path:
+    """The repository's `sql/` folder (override with CLIPLINE_SQL_DIR)."""
+    override = os.environ.get("CLIPLINE_SQL_DIR")
+    return Path(override) if override else Path(__file__).resolve().parents[2] / "sql"
+
+
+def ddl_files(kind: str) -> list[Path]:
+    """The numbered DDL files of one kind (`tables` or `views`), in order."""
+    return sorted((sql_dir() / kind).glob("*.sql"))
+
+
+@functools.cache
+def tables() -> dict[str, TableDef]:
+    """Every declared table, by creating each DDL file's tables in a scratch DuckDB."""
+    con = duckdb.connect(":memory:")
+    found: dict[str, TableDef] = {}
+    try:
+        for path in ddl_files("tables"):
+            ddl = path.read_text()
+            con.execute(ddl)
+            for (name,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall():
+                if name in found:
+                    continue
+                schema = con.sql(f'SELECT * FROM "{name}" LIMIT 0').to_arrow_table().schema
+                not_null = {c for (c,) in con.execute(
+                    "SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND NOT is_nullable",
+                    [name]).fetchall()}
+                found[name] = TableDef(name, ddl, schema, frozenset(not_null))
+    finally:
+        con.close()
+    return found
+
+
+def file_schema(table: str) -> pa.Schema:
+    """The schema of a Parquet file of `table`: its columns plus the compaction marker."""
+    return tables()[table].schema.append(pa.field(COMPACTED_FROM, pa.string()))

@@ -1,0 +1,11 @@
+-- One row per metric of an evaluation of (checkpoint, dataset, task, strategy).
+CREATE TABLE eval_results (
+    run_id      VARCHAR NOT NULL,
+    checkpoint  VARCHAR NOT NULL,
+    dataset     VARCHAR NOT NULL,
+    task        VARCHAR NOT NULL,    -- zeroshot | retrieval | linear-probe | video-retrieval
+    strategy    VARCHAR,             -- prompt strategy for zero-shot: single | ensemble | vote
+    metric      VARCHAR NOT NULL,    -- acc1, acc5, mean_per_class_recall, image_retrieval_recall@5, ...
+    value       DOUBLE,
+    time        TIMESTAMPTZ NOT NULL
+);

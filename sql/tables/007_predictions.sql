@@ -1,0 +1,14 @@
+-- Per-sample predictions of an evaluation, so failures can be inspected.
+CREATE TABLE predictions (
+    run_id           VARCHAR NOT NULL,
+    checkpoint       VARCHAR NOT NULL,
+    dataset          VARCHAR NOT NULL,
+    task             VARCHAR NOT NULL,
+    strategy         VARCHAR,
+    key              VARCHAR NOT NULL,
+    true_label       VARCHAR,
+    predicted_label  VARCHAR,
+    correct          BOOLEAN,
+    top5_labels      VARCHAR[],
+    top5_scores      DOUBLE[]
+);

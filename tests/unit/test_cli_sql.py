@@ -1,0 +1,78 @@
+"""`clipline sql` as a user runs it: output formats, named queries, exit codes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from pipelines.config import StoreConfig
+from pipelines.store.writer import ResultsWriter, now
+
+CLIPLINE = shutil.which("clipline", path=str(__import__("pathlib").Path(sys.executable).parent))
+
+
+def clipline(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([CLIPLINE, *args], capture_output=True, text=True, timeout=300, check=False)
+
+
+@pytest.fixture
+def results(tmp_path) -> str:
+    uri = str(tmp_path / "results")
+    with ResultsWriter(StoreConfig(results_uri=uri)) as writer:
+        writer.append("train_metrics", [
+            {"run_id": "r1", "step": s, "name": "loss", "value": 1.0 / (s + 1), "time": now()}
+            for s in range(4)])
+    return uri
+
+
+def test_help_lists_every_verb():
+    out = clipline("--help")
+    assert out.returncode == 0
+    from flows.cli import VERBS
+    for verb in VERBS:
+        assert verb in out.stdout
+
+
+def test_sql_prints_json_rows(results):
+    out = clipline("sql", "--results-uri", results, "--format", "json",
+                   "SELECT step, value FROM train_metrics ORDER BY step")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == [{"step": s, "value": 1.0 / (s + 1)} for s in range(4)]
+
+
+def test_sql_csv_and_table_formats(results):
+    csv_out = clipline("sql", "--results-uri", results, "--format", "csv",
+                       "SELECT run_id, count(*) AS n FROM train_metrics GROUP BY 1")
+    assert csv_out.stdout.splitlines() == ["run_id,n", "r1,4"]
+    table = clipline("sql", "--results-uri", results, "SELECT max(step) AS top FROM train_metrics")
+    assert table.stdout.splitlines()[0].strip() == "top" and "(1 row)" in table.stdout
+
+
+def test_named_query_runs_by_name(results):
+    out = clipline("sql", "--results-uri", results, "--query", "runs")
+    assert out.returncode == 0, out.stderr
+    assert "(0 rows)" in out.stdout
+
+
+@pytest.mark.parametrize("sql", ["COPY (SELECT 1) TO 'x.csv'", "SELECT * FROM read_csv('/etc/passwd')"])
+def test_refused_query_exits_2_with_one_line(results, sql):
+    out = clipline("sql", "--results-uri", results, sql)
+    assert out.returncode == 2
+    assert out.stderr.startswith("error: ") and len(out.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("uri, words", [("s3:/bad", "malformed URI 's3:/bad'"),
+                                        ("ftp://x/y", "unsupported storage scheme 'ftp'")])
+def test_malformed_results_uri_is_one_line_naming_it(uri, words):
+    out = clipline("sql", "--results-uri", uri, "SELECT 1")
+    assert out.returncode == 2
+    assert words in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_unknown_named_query_lists_the_choices(results):
+    out = clipline("sql", "--results-uri", results, "--query", "nope")
+    assert out.returncode == 2 and "choose one of: " in out.stderr and "runs" in out.stderr
