@@ -18,6 +18,9 @@ $(DEPS_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip setuptools
 	$(BIN)/pip install -e '.[dev]'
+	@# open_clip 3.3's own trainer (the benchmark and a test run it) breaks on
+	@# webdataset 1.0; keep the last 0.2.x apart, put on PYTHONPATH only for it.
+	$(BIN)/pip install -q --no-deps --target $(VENV)/opt/webdataset-0.2.86 webdataset==0.2.86
 	rm -f $(VENV)/.deps-* && touch $@
 
 demo: install

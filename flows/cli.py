@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-import os
 import sys
 
 from pydantic import ValidationError
@@ -18,6 +17,7 @@ from pipelines.errors import ClipLineError
 
 # verb -> (module with add_arguments(parser) and run(args) -> exit code, one-line help)
 VERBS: dict[str, tuple[str, str]] = {
+    "ingest": ("flows.commands.ingest", "Crawl an image-text URL list into WebDataset shards (img2dataset-style)."),
     "sql": ("flows.commands.sql", "Query the results store with read-only SQL (or a named query)."),
     "compact": ("flows.commands.compact", "Merge the results store's small Parquet files."),
 }
@@ -47,10 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser(verb).parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    for noisy in ("aiobotocore", "botocore", "s3fs", "fsspec"):
+    for noisy in ("aiobotocore", "botocore", "s3fs", "fsspec", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    # Prefect's ephemeral server needs more than its default 20 s to start on 2 cores.
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     try:
         return importlib.import_module(VERBS[args.verb][0]).run(args)
     except ClipLineError as e:

@@ -2,8 +2,11 @@
 
 Every field becomes `--field-name` with the field's description as its help;
 Literal fields get choices, bools get `--x/--no-x`, lists take several values.
-Only options the user gives are passed to the config, so the config's own
-defaults (and default factories) apply to the rest.
+Nested configs (IngestConfig.fetch, ...) are flattened: their fields become
+options of their own. A field may ask to be positional
+(`json_schema_extra={"positional": "URL_LIST"}`) or for another flag name
+(`{"flag": "--out"}`). Only options the user gives reach the config, so the
+config's own defaults and default factories apply to the rest.
 """
 
 from __future__ import annotations
@@ -16,13 +19,12 @@ from collections.abc import Iterable
 from pydantic import BaseModel
 
 
-def option_name(field: str) -> str:
-    return "--" + field.replace("_", "-")
+def _nested_model(annotation) -> type[BaseModel] | None:
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
 
 
 def _kwargs_for(annotation) -> dict:
-    origin = typing.get_origin(annotation)
-    args = typing.get_args(annotation)
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if origin in (typing.Union, types.UnionType):
         non_none = [a for a in args if a is not type(None)]
         return _kwargs_for(non_none[0]) if len(non_none) == 1 else {"type": str}
@@ -32,25 +34,44 @@ def _kwargs_for(annotation) -> dict:
         return {"nargs": "+", "type": args[0] if args and isinstance(args[0], type) else str}
     if annotation is bool:
         return {"action": argparse.BooleanOptionalAction}
-    if annotation in (int, float, str):
-        return {"type": annotation}
-    return {"type": str}
+    return {"type": annotation if annotation in (int, float, str) else str}
+
+
+def _help(field) -> str:
+    if field.is_required() or field.default_factory or field.default in (None, []):
+        return field.description or ""
+    return f"{field.description or ''} (default: {field.default})"
 
 
 def add_config_options(parser: argparse.ArgumentParser, model: type[BaseModel],
                        include: Iterable[str] | None = None, exclude: Iterable[str] = ()) -> None:
-    """Add one option per field of `model` (or of the `include` subset)."""
+    """Add one option per field of `model` (or of the `include` subset), nested configs flattened."""
     wanted = set(include) if include is not None else None
     for name, field in model.model_fields.items():
         if name in exclude or (wanted is not None and name not in wanted):
             continue
-        default = None if field.default_factory else field.default
-        shown = "" if default in (None, ...) else f" (default: {default})"
-        parser.add_argument(option_name(name), dest=name, default=argparse.SUPPRESS,
-                            help=(field.description or "") + shown, **_kwargs_for(field.annotation))
+        nested = _nested_model(field.annotation)
+        if nested:
+            group = parser.add_argument_group(f"{name} options", nested.__doc__)
+            add_config_options(group, nested, exclude=exclude)
+            continue
+        extra = field.json_schema_extra or {}
+        if "positional" in extra:
+            parser.add_argument(name, metavar=extra["positional"], help=_help(field),
+                                **_kwargs_for(field.annotation))
+        else:
+            parser.add_argument(extra.get("flag", "--" + name.replace("_", "-")), dest=name,
+                                default=argparse.SUPPRESS, required=field.is_required(), help=_help(field),
+                                **_kwargs_for(field.annotation))
 
 
-def config_from_args(model: type[BaseModel], args: argparse.Namespace, **extra) -> BaseModel:
-    """Build `model` from the options the user gave (plus `extra`); pydantic validates."""
-    given = {name: getattr(args, name) for name in model.model_fields if hasattr(args, name)}
+def config_from_args(model: type[BaseModel], args: argparse.Namespace, **extra):
+    """Build `model` (and its nested configs) from the options the user gave; pydantic validates."""
+    given = {}
+    for name, field in model.model_fields.items():
+        nested = _nested_model(field.annotation)
+        if nested:
+            given[name] = config_from_args(nested, args)
+        elif hasattr(args, name):
+            given[name] = getattr(args, name)
     return model(**given, **extra)

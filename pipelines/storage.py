@@ -15,6 +15,8 @@ import contextlib
 import logging
 import os
 import posixpath
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from typing import IO
@@ -175,6 +177,33 @@ def _discard(fs: fsspec.AbstractFileSystem, f, target: str) -> None:
     f.close()
     with contextlib.suppress(FileNotFoundError):
         fs.rm(target)
+
+
+@contextlib.contextmanager
+def staged_file(uri: str) -> Iterator[str]:
+    """A local path to build `uri` in; published atomically when the block ends without error.
+
+    Local targets are staged beside the final name and renamed; remote ones in
+    a temporary local file, then uploaded with `atomic_write`. Use it where the
+    writer is not a file object (tarfile on a path, code inside an event loop).
+    """
+    if is_local(uri):
+        path = split_protocol(uri)[1]
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        staged = f"{path}.tmp-{uuid.uuid4().hex}"
+    else:
+        handle, staged = tempfile.mkstemp(prefix="clipline-", suffix=".staged")
+        os.close(handle)
+    try:
+        yield staged
+        if is_local(uri):
+            os.replace(staged, path)
+        else:
+            with open(staged, "rb") as src, atomic_write(uri) as dst:
+                shutil.copyfileobj(src, dst, 8 * 2**20)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(staged)
 
 
 def write_bytes(uri: str, data: bytes) -> None:

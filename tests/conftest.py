@@ -14,6 +14,12 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+# Before anything imports Prefect: a private Prefect home per test session, and
+# time for its server to start on 2 cores.
+os.environ["PREFECT_HOME"] = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"clipline-prefect-{os.getpid()}")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -67,3 +73,39 @@ def s3_uri(s3_endpoint) -> str:
     bucket = f"test-{uuid.uuid4().hex[:12]}"
     s3fs.S3FileSystem(endpoint_url=s3_endpoint).mkdir(bucket)
     return f"s3://{bucket}"
+
+
+@pytest.fixture(scope="session")
+def prefect_server():
+    """One Prefect test server for the session; subprocesses (the CLI) use it too."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        os.environ["PREFECT_API_URL"] = PREFECT_API_URL.value()
+        yield PREFECT_API_URL.value()
+        os.environ.pop("PREFECT_API_URL", None)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local Ray instance for the session (2 CPUs, like CI); subprocesses join it."""
+    import ray
+
+    from pipelines.compute import ensure_ray
+
+    os.environ.pop("RAY_ADDRESS", None)
+    ensure_ray(num_cpus=2)
+    os.environ["RAY_ADDRESS"] = ray.get_runtime_context().gcs_address
+    yield
+    os.environ.pop("RAY_ADDRESS", None)
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def http_server():
+    """The crawl tests' HTTP server: real photos plus fault routes, on loopback."""
+    from support.http_server import TestHTTPServer
+
+    with TestHTTPServer() as server:
+        yield server

@@ -14,5 +14,6 @@ CREATE TABLE ingest_samples (
     original_width     INTEGER,
     original_height    INTEGER,
     sha256             VARCHAR,
-    duplicate          BOOLEAN
+    duplicate          BOOLEAN,           -- same sha256 as an earlier key of the shard
+    written_at         TIMESTAMPTZ NOT NULL
 );

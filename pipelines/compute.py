@@ -1,0 +1,30 @@
+"""Ray is the one compute engine: start it in-process, or join the cluster at $RAY_ADDRESS."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import ray
+
+from pipelines.errors import ClipLineError
+
+log = logging.getLogger(__name__)
+
+
+def ensure_ray(num_cpus: int | None = None) -> None:
+    """Start (or join) Ray once per process; later calls are free."""
+    if ray.is_initialized():
+        return
+    address = os.environ.get("RAY_ADDRESS")
+    try:
+        ray.init(address=address or None, num_cpus=None if address else num_cpus,
+                 include_dashboard=False, configure_logging=False, log_to_driver=True)
+    except ConnectionError as e:
+        raise ClipLineError(f"cannot reach the Ray cluster at RAY_ADDRESS={address}: {e}",
+                            "start the cluster, fix RAY_ADDRESS, or unset it to run locally") from e
+    log.info("ray: %s with %s CPUs", address or "local", ray.cluster_resources().get("CPU"))
+
+
+def cluster_cpus() -> int:
+    return int(ray.cluster_resources().get("CPU", 1))

@@ -1,0 +1,70 @@
+"""Fan shards out as Ray tasks: one task per shard, `workers` in flight, crashed tasks retried.
+
+Each task crawls its shard, writes the shard's rows to the results store and
+commits the shard; the driver only collects small results and reports
+progress, which workers push to a counter actor as they go.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import ray
+
+from pipelines.compute import ensure_ray
+from pipelines.config import IngestConfig
+from pipelines.crawl.reader import ShardInput
+from pipelines.crawl.shard import ShardResult, crawl_shard
+from pipelines.crawl.status import record_shard
+
+log = logging.getLogger(__name__)
+
+SHARD_TASK_RETRIES = 3  # a worker killed mid-shard (OOM, preemption) restarts that shard
+
+
+@ray.remote(num_cpus=0)
+class ProgressCounter:
+    """Samples and successes reported by shard tasks since the driver last asked."""
+
+    def __init__(self) -> None:
+        self.done = self.ok = 0
+
+    def add(self, done: int, ok: int) -> None:
+        self.done += done
+        self.ok += ok
+
+    def take(self) -> tuple[int, int]:
+        taken, (self.done, self.ok) = (self.done, self.ok), (0, 0)
+        return taken
+
+
+@ray.remote(num_cpus=1, max_retries=SHARD_TASK_RETRIES, retry_exceptions=True)
+def _crawl_shard_task(shard_id, rows, config: IngestConfig, run_id: str, counter) -> ShardResult:
+    logging.basicConfig(level=logging.INFO)
+    result = crawl_shard(
+        shard_id, rows, config,
+        on_progress=lambda done, ok: counter.add.remote(done, ok),
+        on_written=lambda stats, samples: record_shard(config, run_id, shard_id, stats, samples))
+    return ShardResult(result.shard_id, result.stats, result.skipped, samples=[])  # rows already stored
+
+
+def crawl_shards(shards: list[ShardInput], config: IngestConfig, run_id: str,
+                 on_progress: Callable[[int, int], None]) -> list[ShardResult]:
+    """Crawl every shard on Ray; return their results in shard order."""
+    ensure_ray()
+    counter = ProgressCounter.remote()
+    queue = list(reversed(shards))
+    running: dict = {}
+    results: list[ShardResult] = []
+    while queue or running:
+        while queue and len(running) < config.workers:
+            shard = queue.pop()
+            running[_crawl_shard_task.remote(shard.shard_id, shard.rows, config, run_id, counter)] = shard.shard_id
+        done, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
+        for ref in done:
+            running.pop(ref)
+            results.append(ray.get(ref))
+        on_progress(*ray.get(counter.take.remote()))
+    on_progress(*ray.get(counter.take.remote()))
+    return sorted(results, key=lambda r: r.shard_id)

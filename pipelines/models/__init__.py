@@ -1,0 +1,1 @@
+"""Model configs shipped with clipline (open_clip JSON configs) and the temporal heads."""

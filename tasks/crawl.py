@@ -1,0 +1,98 @@
+"""Prefect tasks of the image and video ingest flows; each calls one `pipelines.crawl` function."""
+
+from __future__ import annotations
+
+import time
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
+from prefect.cache_policies import NO_CACHE
+from tqdm import tqdm
+
+from pipelines import storage
+from pipelines.config import IngestConfig, ReaderConfig
+from pipelines.crawl import distribute, reader, writer
+from pipelines.crawl.reader import ShardInput
+from pipelines.crawl.shard import ShardResult
+
+ARTIFACT_EVERY_S = 5.0  # progress artifact updates go to the API; the terminal bar updates faster
+
+
+@task(name="check_locations", cache_policy=NO_CACHE)
+def check_locations(config: IngestConfig) -> None:
+    """Fail before any work if the input is missing or an output is not writable."""
+    reader.input_files(config.reader)
+    storage.check_writable(config.output_uri)
+    storage.check_writable(config.store.results_uri)
+
+
+@task(name="plan_shards", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def plan_shards(config: ReaderConfig) -> list[ShardInput]:
+    """Read the URL list and cut it into shards (same input, same shards)."""
+    shards = reader.split_shards(reader.read_url_list(config), config.samples_per_shard)
+    get_run_logger().info("%d shard(s) of up to %d URLs", len(shards), config.samples_per_shard)
+    return shards
+
+
+class _Progress:
+    """A terminal progress bar plus a Prefect progress artifact, fed (done, successes) deltas."""
+
+    def __init__(self, total: int, unit: str):
+        self.bar = tqdm(total=total, unit=unit, dynamic_ncols=True, smoothing=0.1)
+        self.total, self.done, self.ok = total, 0, 0
+        self.artifact = create_progress_artifact(0.0, description=f"{unit}s processed")
+        self._artifact_at = time.monotonic()
+
+    def __call__(self, done: int, ok: int) -> None:
+        self.done, self.ok = self.done + done, self.ok + ok
+        self.bar.update(done)
+        self.bar.set_postfix(ok=self.ok, failed=self.done - self.ok, refresh=False)
+        if time.monotonic() - self._artifact_at > ARTIFACT_EVERY_S or self.done >= self.total:
+            update_progress_artifact(self.artifact, 100.0 * self.done / max(self.total, 1))
+            self._artifact_at = time.monotonic()
+
+    def close(self) -> None:
+        update_progress_artifact(self.artifact, 100.0 * self.done / max(self.total, 1))
+        self.bar.close()
+
+
+@task(name="crawl_shards", cache_policy=NO_CACHE)
+def crawl_shards(shards: list[ShardInput], config: IngestConfig, run_id: str) -> list[ShardResult]:
+    """Crawl every shard on Ray workers, with a progress bar; committed shards are skipped."""
+    progress = _Progress(sum(s.rows.num_rows for s in shards), unit="sample")
+    try:
+        return distribute.crawl_shards(shards, config, run_id, progress)
+    finally:
+        progress.close()
+
+
+@task(name="write_dataset_index", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def write_dataset_index(config: IngestConfig, results: list[ShardResult], duration_s: float) -> dict:
+    """Write sizes.json for open_clip's trainer and return the ingest summary."""
+    writer.write_sizes(config.output_uri, {r.shard_id: r.stats["successes"] for r in results})
+    return summarize(config, results, duration_s)
+
+
+def summarize(config: IngestConfig, results: list[ShardResult], duration_s: float) -> dict:
+    total = lambda key: sum(r.stats[key] for r in results)  # noqa: E731
+    crawled = [r for r in results if not r.skipped]
+    errors: dict[str, int] = {}
+    for r in results:
+        for message, n in r.stats["status_dict"].items():
+            errors[message] = errors.get(message, 0) + n
+    return {
+        "output_uri": config.output_uri, "shards": len(results), "shards_skipped": len(results) - len(crawled),
+        "samples": total("count"), "successes": total("successes"),
+        "failed_to_download": total("failed_to_download"), "failed_to_resize": total("failed_to_resize"),
+        "duplicates": total("duplicates"), "duration_s": round(duration_s, 2),
+        "samples_per_s": round(sum(r.stats["count"] for r in crawled) / max(duration_s, 1e-9), 1),
+        "top_errors": dict(sorted(errors.items(), key=lambda kv: -kv[1])[:10]),
+    }
+
+
+@task(name="publish_ingest_summary", cache_policy=NO_CACHE)
+def publish_ingest_summary(summary: dict) -> None:
+    """A table artifact with the ingest's outcome, shown in the Prefect UI."""
+    rows = [{"metric": k, "value": v} for k, v in summary.items() if k != "top_errors"]
+    rows += [{"metric": f"error: {message}", "value": n} for message, n in summary["top_errors"].items()]
+    create_table_artifact(rows, key="ingest-summary", description=f"Ingest into {summary['output_uri']}")
