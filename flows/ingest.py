@@ -8,6 +8,7 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from pipelines.config import IngestConfig
+from pipelines.crawl.images import ImageDecoder
 from pipelines.store.runs import recorded_run
 from tasks.crawl import check_locations, crawl_shards, plan_shards, publish_ingest_summary, write_dataset_index
 
@@ -19,7 +20,7 @@ def ingest_images(config: IngestConfig) -> dict:
     with recorded_run("ingest_images", config, config.store, run_id=flow_run.id) as run:
         started = time.monotonic()
         shards = plan_shards(config.reader)
-        results = crawl_shards(shards, config, run.run_id)
+        results = crawl_shards(shards, config, ImageDecoder(config.image), run.run_id)
         summary = write_dataset_index(config, results, time.monotonic() - started)
         publish_ingest_summary(summary)
     return summary

@@ -13,6 +13,7 @@ from pipelines import storage
 from pipelines.config import IngestConfig, ReaderConfig
 from pipelines.crawl import distribute, reader, writer
 from pipelines.crawl.reader import ShardInput
+from pipelines.crawl.sample import SampleDecoder
 from pipelines.crawl.shard import ShardResult
 
 ARTIFACT_EVERY_S = 5.0  # progress artifact updates go to the API; the terminal bar updates faster
@@ -57,11 +58,12 @@ class _Progress:
 
 
 @task(name="crawl_shards", cache_policy=NO_CACHE)
-def crawl_shards(shards: list[ShardInput], config: IngestConfig, run_id: str) -> list[ShardResult]:
+def crawl_shards(shards: list[ShardInput], config: IngestConfig, decode: SampleDecoder,
+                 run_id: str) -> list[ShardResult]:
     """Crawl every shard on Ray workers, with a progress bar; committed shards are skipped."""
     progress = _Progress(sum(s.rows.num_rows for s in shards), unit="sample")
     try:
-        return distribute.crawl_shards(shards, config, run_id, progress)
+        return distribute.crawl_shards(shards, config, decode, run_id, progress)
     finally:
         progress.close()
 

@@ -15,6 +15,7 @@ import ray
 from pipelines.compute import ensure_ray
 from pipelines.config import IngestConfig
 from pipelines.crawl.reader import ShardInput
+from pipelines.crawl.sample import SampleDecoder
 from pipelines.crawl.shard import ShardResult, crawl_shard
 from pipelines.crawl.status import record_shard
 
@@ -40,16 +41,17 @@ class ProgressCounter:
 
 
 @ray.remote(num_cpus=1, max_retries=SHARD_TASK_RETRIES, retry_exceptions=True)
-def _crawl_shard_task(shard_id, rows, config: IngestConfig, run_id: str, counter) -> ShardResult:
+def _crawl_shard_task(shard_id, rows, config: IngestConfig, decode: SampleDecoder, run_id: str,
+                      counter) -> ShardResult:
     logging.basicConfig(level=logging.INFO)
     result = crawl_shard(
-        shard_id, rows, config,
+        shard_id, rows, config, decode,
         on_progress=lambda done, ok: counter.add.remote(done, ok),
         on_written=lambda stats, samples: record_shard(config, run_id, shard_id, stats, samples))
     return ShardResult(result.shard_id, result.stats, result.skipped, samples=[])  # rows already stored
 
 
-def crawl_shards(shards: list[ShardInput], config: IngestConfig, run_id: str,
+def crawl_shards(shards: list[ShardInput], config: IngestConfig, decode: SampleDecoder, run_id: str,
                  on_progress: Callable[[int, int], None]) -> list[ShardResult]:
     """Crawl every shard on Ray; return their results in shard order."""
     ensure_ray()
@@ -60,7 +62,8 @@ def crawl_shards(shards: list[ShardInput], config: IngestConfig, run_id: str,
     while queue or running:
         while queue and len(running) < config.workers:
             shard = queue.pop()
-            running[_crawl_shard_task.remote(shard.shard_id, shard.rows, config, run_id, counter)] = shard.shard_id
+            ref = _crawl_shard_task.remote(shard.shard_id, shard.rows, config, decode, run_id, counter)
+            running[ref] = shard.shard_id
         done, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
         for ref in done:
             running.pop(ref)

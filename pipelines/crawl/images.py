@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from PIL import ExifTags, Image, UnidentifiedImageError
 
 from pipelines.config import ImageConfig
+from pipelines.crawl.sample import DecodedSample, SampleRejected
 
 # Pillow's BOX filter is area averaging, i.e. cv2 INTER_AREA, img2dataset's downscale. On 200
 # JPEGs of 100-1500 px to a 256 px center_crop it ran 1.25x BICUBIC and 1.5x LANCZOS end to end,
@@ -78,7 +79,7 @@ class ProcessedImage:
     original_height: int
 
 
-class ImageRejected(Exception):
+class ImageRejected(SampleRejected):
     """A body that cannot become a stored image; str(e) is the specific error_message for the status table."""
 
 
@@ -283,3 +284,17 @@ def _encode(image: Image.Image, config: ImageConfig) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, **SAVE_OPTIONS[config.encode_format](config.encode_quality))
     return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class ImageDecoder:
+    """The crawl's decoder for image URLs (see pipelines.crawl.sample)."""
+
+    config: ImageConfig
+    fields: tuple[str, ...] = ("width", "height", "original_width", "original_height")
+
+    def __call__(self, body: bytes) -> DecodedSample:
+        image = process_image(body, self.config)
+        return DecodedSample({image.ext: image.data}, {
+            "width": image.width, "height": image.height,
+            "original_width": image.original_width, "original_height": image.original_height})

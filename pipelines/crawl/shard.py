@@ -24,8 +24,8 @@ from pipelines import storage
 from pipelines.config import IngestConfig
 from pipelines.crawl import writer
 from pipelines.crawl.fetcher import Fetcher, FetchResult
-from pipelines.crawl.images import ImageRejected, process_image
 from pipelines.crawl.reader import CAPTION, KEY, URL
+from pipelines.crawl.sample import SampleDecoder, SampleRejected
 from pipelines.crawl.writer import ShardFiles, TarSink
 
 log = logging.getLogger(__name__)
@@ -43,12 +43,9 @@ class ShardResult:
     samples: list[dict]  # the parquet rows (empty when skipped)
 
 
-def _status_row(row: dict, status: str, error: str | None, image=None, sha256: str | None = None) -> dict:
+def _status_row(row: dict, status: str, error: str | None, fields: dict, sha256: str | None = None) -> dict:
     base = {KEY: row[KEY], URL: row[URL], CAPTION: row.get(CAPTION), "status": status, "error_message": error,
-            "width": None, "height": None, "original_width": None, "original_height": None, "sha256": sha256}
-    if image is not None:
-        base.update(width=image.width, height=image.height,
-                    original_width=image.original_width, original_height=image.original_height)
+            **fields, "sha256": sha256}
     extras = {k: v for k, v in row.items() if k not in (KEY, URL, CAPTION)}
     return {**base, **extras}
 
@@ -56,8 +53,10 @@ def _status_row(row: dict, status: str, error: str | None, image=None, sha256: s
 class _ShardCrawl:
     """The state of one shard's crawl: fetcher, decode pool, tar and status rows."""
 
-    def __init__(self, config: IngestConfig, sink: TarSink, on_progress: ProgressFn | None):
+    def __init__(self, config: IngestConfig, decode: SampleDecoder, sink: TarSink, on_progress: ProgressFn | None):
         self.config = config
+        self.decode = decode
+        self.no_fields = dict.fromkeys(decode.fields)
         self.sink = sink
         self.on_progress = on_progress
         self.rows: list[dict] = []
@@ -79,17 +78,17 @@ class _ShardCrawl:
 
     async def _store(self, row: dict, fetched: FetchResult, loop, pool) -> dict:
         if not fetched.ok:
-            return _status_row(row, FAILED_TO_DOWNLOAD, fetched.error)
+            return _status_row(row, FAILED_TO_DOWNLOAD, fetched.error, self.no_fields)
         sha256 = hashlib.sha256(fetched.body).hexdigest()
         try:
-            image = await loop.run_in_executor(pool, process_image, fetched.body, self.config.image)
-        except ImageRejected as e:
-            return _status_row(row, FAILED_TO_RESIZE, str(e), sha256=sha256)
-        status = _status_row(row, SUCCESS, None, image, sha256)
-        members = {image.ext: image.data}
+            decoded = await loop.run_in_executor(pool, self.decode, fetched.body)
+        except SampleRejected as e:
+            return _status_row(row, FAILED_TO_RESIZE, str(e), self.no_fields, sha256)
+        status = _status_row(row, SUCCESS, None, decoded.fields, sha256)
+        members = dict(decoded.members)
         if row.get(CAPTION) is not None:
             members["txt"] = row[CAPTION].encode("utf-8")
-        members["json"] = writer.json_bytes(status)
+        members["json"] = writer.json_bytes({**status, **(decoded.meta or {})})
         self.sink.add(row[KEY], members)
         return status
 
@@ -129,7 +128,7 @@ def _stats(shard_id: int, rows: list[dict], bytes_written: int, started: float) 
     }
 
 
-def crawl_shard(shard_id: int, rows: pa.Table, config: IngestConfig,
+def crawl_shard(shard_id: int, rows: pa.Table, config: IngestConfig, decode: SampleDecoder,
                 on_progress: ProgressFn | None = None,
                 on_written: Callable[[dict, list[dict]], None] | None = None) -> ShardResult:
     """Crawl one shard (or skip it if committed); `on_written` runs before the commit marker."""
@@ -145,7 +144,7 @@ def crawl_shard(shard_id: int, rows: pa.Table, config: IngestConfig,
     with writer.tar_sink(files.tar) as sink:
         for key, members in kept.items():
             sink.add(key, members["members"])
-        crawl = _ShardCrawl(config, sink, on_progress)
+        crawl = _ShardCrawl(config, decode, sink, on_progress)
         asyncio.run(crawl.run(todo))
         if on_progress and kept:
             on_progress(len(kept), len(kept))

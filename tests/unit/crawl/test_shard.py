@@ -13,6 +13,7 @@ from PIL import Image
 
 from pipelines import storage
 from pipelines.config import FetchConfig, ImageConfig, IngestConfig, ReaderConfig
+from pipelines.crawl.images import ImageDecoder
 from pipelines.crawl.reader import split_shards
 from pipelines.crawl.shard import crawl_shard
 from pipelines.crawl.writer import ShardFiles
@@ -52,7 +53,7 @@ def url_table(server, paths) -> pa.Table:
 
 def crawl(config: IngestConfig, table: pa.Table, **kwargs):
     shard = split_shards(table, config.reader.samples_per_shard)[0]
-    return crawl_shard(shard.shard_id, shard.rows, config, **kwargs)
+    return crawl_shard(shard.shard_id, shard.rows, config, ImageDecoder(config.image), **kwargs)
 
 
 def tar_samples(uri: str) -> dict[str, dict[str, bytes]]:
