@@ -293,7 +293,7 @@ class ImageDecoder:
     config: ImageConfig
     fields: tuple[str, ...] = ("width", "height", "original_width", "original_height")
 
-    def __call__(self, body: bytes) -> DecodedSample:
+    def __call__(self, body: bytes, row: dict) -> DecodedSample:
         image = process_image(body, self.config)
         return DecodedSample({image.ext: image.data}, {
             "width": image.width, "height": image.height,

@@ -25,4 +25,5 @@ class DecodedSample:
 class SampleDecoder(Protocol):
     fields: tuple[str, ...]  # the status-row columns every row gets
 
-    def __call__(self, body: bytes) -> DecodedSample: ...
+    def __call__(self, body: bytes, row: dict) -> DecodedSample:
+        """Decode one body; `row` is its input row (url, caption, extra columns such as start/end)."""

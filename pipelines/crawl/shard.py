@@ -81,7 +81,7 @@ class _ShardCrawl:
             return _status_row(row, FAILED_TO_DOWNLOAD, fetched.error, self.no_fields)
         sha256 = hashlib.sha256(fetched.body).hexdigest()
         try:
-            decoded = await loop.run_in_executor(pool, self.decode, fetched.body)
+            decoded = await loop.run_in_executor(pool, self.decode, fetched.body, row)
         except SampleRejected as e:
             return _status_row(row, FAILED_TO_RESIZE, str(e), self.no_fields, sha256)
         status = _status_row(row, SUCCESS, None, decoded.fields, sha256)
