@@ -11,7 +11,7 @@ import ipaddress
 import os
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pipelines import storage
 
@@ -139,3 +139,169 @@ class IngestConfig(Config):
     store: StoreConfig = Field(default_factory=StoreConfig)
 
     _check_uri = field_validator("output_uri")(_valid_uri)
+
+
+class VideoFetchConfig(FetchConfig):
+    """FetchConfig with defaults for videos: bodies tens of MB large, so fewer at once and more time each."""
+
+    threads_per_worker: int = Field(default=16, ge=1, description="Concurrent downloads per shard worker.")
+    timeout_s: float = Field(default=60.0, gt=0, description="Total time limit for one download, retries and "
+                             "redirects included (not just one socket read), in seconds.")
+    max_bytes: int = Field(default=200 * 2**20, ge=1, description="Largest body accepted, in bytes.")
+
+
+class VideoConfig(Config):
+    """Which clip of each video is kept and how frames are sampled from it."""
+
+    num_frames: int = Field(default=8, ge=1, description="Frames per clip, at the centres of num_frames equal "
+                            "segments of the clip (CLIP4Clip's uniform sampling).")
+    fps: float | None = Field(default=None, gt=0, description="Sample this many frames per second of clip "
+                              "instead of num_frames.")
+    start_col: str | None = Field(default="start", description="Column with the clip's start in seconds (optional "
+                                  "per row; a missing column or value means the video's start).")
+    end_col: str | None = Field(default="end", description="Column with the clip's end in seconds (optional per "
+                                "row; missing means the video's end).")
+    max_duration_s: float = Field(default=600.0, gt=0, description="Reject clips longer than this, in seconds.")
+    max_resolution: int = Field(default=2160, ge=1, description="Reject videos whose shorter side is larger (the "
+                                "1080 of 1080p), read from the stream header before any frame is decoded.")
+    frame_access: Literal["auto", "seek", "sequential"] = Field(
+        default="auto", description="auto: seek only where it skips frames (keyframe index), else decode on; "
+        "seek: seek to the keyframe before every frame; sequential: one decode pass from the clip's start.")
+    keep_video: bool = Field(default=False, description="Also store the clip: the downloaded bytes without a "
+                             "window, else the window remuxed (no re-encoding) from the keyframe before its start.")
+
+
+class VideoIngestConfig(IngestConfig):
+    """Crawl a video-text URL list into WebDataset shards of sampled frames (image: how frames are resized)."""
+
+    fetch: VideoFetchConfig = Field(default_factory=VideoFetchConfig)
+    video: VideoConfig = Field(default_factory=VideoConfig)
+
+
+class TrainConfig(Config):
+    """Train a CLIP-style model on WebDataset shards with Ray Train."""
+
+    data: str = Field(description="Training shards: brace expansion and several sources joined with '::', local or "
+                      "s3://, e.g. 'data/{00000..00009}.tar::s3://b/more/{00000..00003}.tar'.")
+    output_uri: str = Field(description="Run location for checkpoints (path or s3://).",
+                            json_schema_extra={"flag": "--out"})
+    model: str = Field(default="clipline-tiny", description="An open_clip model name, a clipline config "
+                       "(pipelines/models/configs), or a path to an open_clip JSON model config.")
+    steps: int | None = Field(default=None, ge=1, description="Optimizer steps to train (or give --epochs).")
+    epochs: int | None = Field(default=None, ge=1, description="Passes over the data (needs sizes.json beside the "
+                               "shards or --samples-per-epoch).")
+    samples_per_epoch: int | None = Field(default=None, ge=1, description="Samples in one epoch when the shards "
+                                          "have no sizes.json.")
+    batch_size: int = Field(default=256, ge=1, description="Samples per worker per step (global batch = batch size "
+                            "x workers x accum freq).")
+    lr: float = Field(default=5e-4, gt=0, description="Peak learning rate (AdamW).")
+    warmup: int = Field(default=500, ge=0, description="Linear warm-up steps before the cosine decay.")
+    weight_decay: float = Field(default=0.2, ge=0, description="AdamW weight decay (never on gains, biases and the "
+                                "logit scale).")
+    beta1: float = Field(default=0.9, description="AdamW beta1.")
+    beta2: float = Field(default=0.98, description="AdamW beta2 (CLIP's value).")
+    eps: float = Field(default=1e-6, description="AdamW epsilon (CLIP's value).")
+    workers: int = Field(default=1, ge=0, description="Ray Train workers; 0 runs the loop in this process.")
+    gpu: bool = Field(default=False, description="One CUDA device per worker.")
+    precision: Literal["fp32", "bf16", "amp"] = Field(default="fp32", description="fp32, or bf16/amp autocast "
+                                                      "(GPU).")
+    compile: bool = Field(default=False, description="torch.compile the model (GPU).")
+    accum_freq: int = Field(default=1, ge=1, description="Gradient accumulation: steps of features gathered before "
+                            "one optimizer step (open_clip's --accum-freq).")
+    loss: Literal["clip", "siglip"] = Field(default="clip", description="open_clip's ClipLoss or SigLipLoss.")
+    lock_image: bool = Field(default=False, description="Freeze the image tower (LiT); needs --init.")
+    init: str | None = Field(default=None, description="Start from these weights: a clipline checkpoint or a "
+                             "local-dir: folder.")
+    resume: str | None = Field(default=None, description="'latest' to continue this run location's newest "
+                               "checkpoint, or a checkpoint path.")
+    checkpoint_every: int = Field(default=1000, ge=1, description="Checkpoint every N steps (and at the end).")
+    log_every: int = Field(default=10, ge=1, description="Write training metrics every N steps.")
+    val_data: str | None = Field(default=None, description="Validation shards: loss and in-batch recall@1 at each "
+                                 "checkpoint.")
+    val_batches: int = Field(default=4, ge=1, description="Validation batches evaluated per checkpoint.")
+    resampled: bool = Field(default=False, description="Sample shards with replacement (each worker its own stream) "
+                            "instead of splitting them between workers.")
+    shuffle: int = Field(default=1000, ge=0, description="Sample shuffle buffer per data worker (0: read in order).")
+    augment: bool = Field(default=True, description="open_clip's training augmentation (random resized crop).")
+    data_workers: int = Field(default=1, ge=0, description="DataLoader processes per training worker.")
+    max_failures: int = Field(default=2, ge=0, description="Worker failures recovered from the last checkpoint "
+                              "before the run fails.")
+    seed: int = Field(default=0, description="Seed for model init, shuffling and augmentation.")
+    store: StoreConfig = Field(default_factory=StoreConfig)
+
+    _check_uri = field_validator("output_uri")(_valid_uri)
+
+    @model_validator(mode="after")
+    def _check_combinations(self) -> TrainConfig:
+        if (self.steps is None) == (self.epochs is None):
+            raise ValueError("give exactly one of steps and epochs")
+        if self.lock_image and not self.init:
+            raise ValueError("lock_image needs init: the image tower to freeze")
+        if self.precision != "fp32" and not self.gpu:
+            raise ValueError(f"precision {self.precision} needs gpu; use fp32 on CPU")
+        return self
+
+
+def default_cache_dir() -> str:
+    """A local folder for caches clipline rebuilds when missing: $CLIPLINE_CACHE, else $CLIPLINE_HOME/cache when
+    the home is local, else ~/.cache/clipline (memory-mapped files need a local disk)."""
+    if os.environ.get("CLIPLINE_CACHE"):
+        return os.environ["CLIPLINE_CACHE"]
+    if storage.is_local(home_uri()):
+        return storage.join(home_uri(), "cache")
+    return os.path.join(os.path.expanduser("~"), ".cache", "clipline")
+
+
+class TransportConfig(Config):
+    """How one Wasserstein-1 distance between two point sets is computed (pipelines/distance/wasserstein.py)."""
+
+    method: Literal["auto", "exact", "sliced", "sinkhorn"] = Field(
+        default="auto", description="exact: network simplex on the full cost matrix (n x n float64); sliced: mean "
+        "1-D W1 over random directions (a lower bound of exact); sinkhorn: entropic OT (an upper bound); auto: "
+        "exact up to max_exact_samples points per side, sliced above.")
+    max_exact_samples: int = Field(default=2500, ge=1, description="auto: largest side solved exactly (2,500 "
+                                   "points in 512 dims take about 3 s and 100 MB here; the time grows about n^2.5).")
+    projections: int = Field(default=1024, ge=1, description="sliced: random unit directions averaged.")
+    sinkhorn_reg: float = Field(default=0.05, gt=0, description="sinkhorn: entropic regularisation as a fraction "
+                                "of the median pairwise cost (scale-free); smaller is closer to exact but slower.")
+
+
+class FastTextConfig(Config):
+    """Caption embeddings from fastText word vectors (pipelines/distance/text.py)."""
+
+    model_uri: str | None = Field(default=None, description="A fastText .bin model or a .vec/.vec.gz text file; "
+                                  "none: train a small model on the captions being compared.")
+    cache_dir: str = Field(default_factory=default_cache_dir, description="Local folder for the memory-mapped "
+                           "copy of a .vec file (parsed once, keyed by its sha256) and for remote .bin files.")
+    dim: int = Field(default=64, ge=2, description="Trained model: vector size.")
+    epoch: int = Field(default=10, ge=1, description="Trained model: passes over the captions.")
+    bucket: int = Field(default=20_000, ge=1, description="Trained model: subword hash buckets; fastText's 2M "
+                        "default makes a .bin of hundreds of MB for a few thousand captions.")
+    threads: int = Field(default=2, ge=1, description="Trained model: training threads.")
+
+    @field_validator("model_uri")
+    @classmethod
+    def _check_uri(cls, value: str | None) -> str | None:
+        return value if value is None else _valid_uri(value)
+
+    @field_validator("cache_dir")
+    @classmethod
+    def _check_local(cls, value: str) -> str:
+        if not storage.is_local(value):
+            raise ValueError(f"cache_dir must be a local folder (files there are memory-mapped), got {value!r}")
+        return value
+
+
+class DistanceConfig(Config):
+    """Wasserstein-1 distances between datasets in one embedding space, with self baselines and intervals."""
+
+    num_samples: int | None = Field(default=None, ge=1, description="Points drawn from each dataset for every "
+                                    "distance (the same n for all pairs: W1 between samples shrinks as n grows). "
+                                    "Each dataset needs 2n points, for its split-half self baseline. None: the "
+                                    "largest n every dataset allows.")
+    num_resamples: int = Field(default=20, ge=0, description="Fresh subsamples per distance for the percentile "
+                               "interval; 0: no interval.")
+    ci_level: float = Field(default=0.95, gt=0, lt=1, description="Interval coverage.")
+    seed: int = Field(default=0, description="Seed for subsamples and sliced directions.")
+    transport: TransportConfig = Field(default_factory=TransportConfig)
+    fasttext: FastTextConfig = Field(default_factory=FastTextConfig)

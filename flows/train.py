@@ -1,0 +1,20 @@
+"""The `train_clip` flow: WebDataset shards -> a CLIP checkpoint, on Ray Train workers."""
+
+from __future__ import annotations
+
+from prefect import flow
+from prefect.runtime import flow_run
+
+from pipelines.config import TrainConfig
+from pipelines.store.runs import recorded_run
+from tasks.train import fit_model, plan_training, publish_training_summary
+
+
+@flow(name="train_clip", validate_parameters=True)
+def train_clip(config: TrainConfig) -> dict:
+    """Train a CLIP-style model (open_clip model and losses); resumable with resume='latest'."""
+    plan = plan_training(config)
+    with recorded_run("train_clip", config, config.store, run_id=flow_run.id) as run:
+        summary = fit_model(config, plan, run.run_id)
+        publish_training_summary(summary)
+    return summary

@@ -1,0 +1,1 @@
+"""Reading training data: WebDataset shards into batches of (images, tokens)."""

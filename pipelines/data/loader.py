@@ -1,0 +1,163 @@
+"""WebDataset shards -> batches of (images, tokens, skipped) for one training worker.
+
+Shards are split between training workers (rank r of W takes shards r, r+W, ...)
+and again between DataLoader processes, or resampled with replacement
+(`resampled`). A sample that does not decode, or a tar that breaks off, is
+skipped with a warning and counted; the count travels with each batch so the
+loop can log it. `s3://` and `memory://` shards are read through fsspec.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import posixpath
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+import webdataset as wds
+from braceexpand import braceexpand
+from PIL import Image
+
+from pipelines import storage
+from pipelines.errors import ClipLineError
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
+Batch = tuple[torch.Tensor, torch.Tensor, int]  # images, tokens, samples skipped since the last batch
+
+
+def expand_shards(spec: str) -> list[str]:
+    """Brace-expand each '::'-separated source into shard URIs."""
+    urls = [url for part in spec.split("::") if part.strip() for url in braceexpand(part.strip())]
+    if not urls:
+        raise ClipLineError(f"no shards in {spec!r}", "give e.g. 'data/{00000..00009}.tar'")
+    return urls
+
+
+def check_shards(urls: list[str]) -> None:
+    """Fail before training if any shard is missing."""
+    missing = [u for u in urls if not storage.exists(u)]
+    if missing:
+        raise ClipLineError(f"{len(missing)} of {len(urls)} shards do not exist, e.g. {missing[0]}",
+                            "check the --data pattern and the storage location")
+
+
+def dataset_size(urls: list[str]) -> int | None:
+    """Samples in the shards, from the sizes.json beside them (written by clipline ingest), if complete."""
+    sizes: dict[tuple[str, str], int] = {}
+    for folder in {posixpath.dirname(u) for u in urls}:
+        uri = storage.join(folder, "sizes.json")
+        if storage.exists(uri):
+            sizes.update({(folder, name): n for name, n in json.loads(storage.read_text(uri)).items()})
+    keys = [(posixpath.dirname(u), posixpath.basename(u)) for u in urls]
+    return sum(sizes[k] for k in keys) if all(k in sizes for k in keys) else None
+
+
+def _gopen_fsspec(url: str, mode: str = "rb", bufsize: int = 8192, **_):
+    fs, path = storage.filesystem(url)
+    return fs.open(path, mode)
+
+
+for _scheme in ("s3", "memory"):  # webdataset 1.0 has no s3:// opener of its own
+    wds.gopen_schemes[_scheme] = _gopen_fsspec
+
+
+class _Skips:
+    """Samples skipped in this DataLoader process since the last batch."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def handler(self, error: Exception) -> bool:
+        self.count += 1
+        log.warning("skipping unreadable data: %s", error)
+        return True  # keep going
+
+    def take(self) -> int:
+        taken, self.count = self.count, 0
+        return taken
+
+
+def _decode(sample: dict, preprocess: Callable) -> tuple[torch.Tensor, str]:
+    image_bytes = next((sample[e] for e in IMAGE_EXTS if e in sample), None)
+    if image_bytes is None or "txt" not in sample:
+        raise ValueError(f"sample {sample.get('__key__')} has no image or no caption")
+    with Image.open(io.BytesIO(image_bytes)) as image:
+        return preprocess(image.convert("RGB")), sample["txt"].decode("utf-8")
+
+
+def _batches(samples, preprocess: Callable, tokenizer: Callable, batch_size: int, skips: _Skips) -> Iterator[Batch]:
+    images, texts = [], []
+    for sample in samples:
+        try:
+            image, text = _decode(sample, preprocess)
+        except (OSError, ValueError, SyntaxError) as e:  # what Pillow raises for broken images
+            skips.handler(e)
+            continue
+        images.append(image)
+        texts.append(text)
+        if len(images) == batch_size:
+            yield torch.stack(images), tokenizer(texts), skips.take()
+            images, texts = [], []
+
+
+@dataclass(frozen=True)
+class LoaderSpec:
+    urls: list[str]
+    batch_size: int
+    rank: int = 0
+    world_size: int = 1
+    resampled: bool = False
+    shuffle: int = 1000
+    data_workers: int = 1
+    seed: int = 0
+
+
+def _pipeline(spec: LoaderSpec, epoch: int, preprocess: Callable, tokenizer: Callable) -> wds.DataPipeline:
+    skips = _Skips()
+    seed = spec.seed + 1000 * epoch + spec.rank
+    if spec.resampled:
+        shards = wds.ResampledShards(spec.urls, seed=seed, deterministic=True)
+    else:
+        mine = spec.urls[spec.rank::spec.world_size]
+        if spec.shuffle:
+            random.Random(seed).shuffle(mine)
+        shards = wds.SimpleShardList(mine)
+    stages = [shards, wds.split_by_worker, wds.tarfile_to_samples(handler=skips.handler)]
+    if spec.shuffle:
+        stages.append(wds.shuffle(spec.shuffle, seed=seed))
+    stages.append(lambda samples: _batches(samples, preprocess, tokenizer, spec.batch_size, skips))
+    return wds.DataPipeline(*stages)
+
+
+def make_loader(spec: LoaderSpec, epoch: int, preprocess: Callable, tokenizer: Callable) -> torch.utils.data.DataLoader:
+    """One epoch of batches for this worker (an endless stream when resampled)."""
+    shards_here = len(spec.urls) if spec.resampled else len(spec.urls[spec.rank::spec.world_size])
+    if shards_here == 0:
+        raise ClipLineError(f"training worker {spec.rank} of {spec.world_size} has no shard",
+                            "use at least as many shards as workers, or --resampled")
+    workers = min(spec.data_workers, shards_here)
+    return torch.utils.data.DataLoader(_pipeline(spec, epoch, preprocess, tokenizer), batch_size=None,
+                                       num_workers=workers, persistent_workers=False,
+                                       prefetch_factor=4 if workers else None)
+
+
+def endless_batches(spec: LoaderSpec, preprocess: Callable, tokenizer: Callable,
+                    first_epoch: int = 0) -> Iterator[tuple[int, Batch]]:
+    """(epoch, batch) forever, epoch after epoch; an epoch without one batch is an error."""
+    epoch = first_epoch
+    while True:
+        produced = 0
+        for batch in make_loader(spec, epoch, preprocess, tokenizer):
+            produced += 1
+            yield epoch, batch
+        if produced == 0:
+            raise ClipLineError(f"no batch of {spec.batch_size} readable samples in the shards of worker "
+                                f"{spec.rank} (e.g. {spec.urls[spec.rank]})",
+                                "check that the shards are readable WebDataset tars, or lower --batch-size")
+        epoch += 1

