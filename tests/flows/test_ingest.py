@@ -42,7 +42,7 @@ def write_url_list(server, path: Path, num_shards: int, per_shard: int, slow_per
 def config_for(url_list: str, out: str, results: str, per_shard: int, **fetch) -> IngestConfig:
     return IngestConfig(
         reader=ReaderConfig(url_list_uri=url_list, samples_per_shard=per_shard), output_uri=out, workers=2,
-        fetch=FetchConfig(allowed_networks=["127.0.0.0/8"], timeout_s=2, retries=0, **fetch),
+        fetch=FetchConfig(allowed_networks=["127.0.0.0/8"], timeout_s=10, retries=0, **fetch),
         image=ImageConfig(image_size=64, resize_mode="center_crop"), store=StoreConfig(results_uri=results))
 
 
@@ -120,7 +120,7 @@ def test_bad_config_fails_before_work(prefect_server, tmp_path):
 def clipline_ingest(url_list: str, out: str, results: str, per_shard: int, workers: int = 1) -> subprocess.Popen:
     command = [str(Path(sys.executable).parent / "clipline"), "ingest", url_list, "--out", out,
                "--results-uri", results, "--samples-per-shard", str(per_shard), "--workers", str(workers),
-               "--allowed-networks", "127.0.0.0/8", "--timeout-s", "3", "--retries", "0",
+               "--allowed-networks", "127.0.0.0/8", "--timeout-s", "5", "--retries", "0",
                "--image-size", "64", "--resize-mode", "center_crop"]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
 

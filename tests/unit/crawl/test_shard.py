@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import tarfile
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -16,7 +15,7 @@ from pipelines.config import FetchConfig, ImageConfig, IngestConfig, ReaderConfi
 from pipelines.crawl.images import ImageDecoder
 from pipelines.crawl.reader import split_shards
 from pipelines.crawl.shard import crawl_shard
-from pipelines.crawl.writer import ShardFiles
+from pipelines.crawl.writer import ShardFiles, read_tar_members
 
 # path -> (status, error message or None)
 EXPECTED = {
@@ -31,7 +30,7 @@ EXPECTED = {
     "/redirect-loop": ("failed_to_download", "too many redirects: more than 5"),
     "/redirect-to?url=http://169.254.169.254/x": ("failed_to_download",
                                                   "private address refused: 169.254.169.254 (link-local)"),
-    "/slow.jpg": ("failed_to_download", "timeout: not downloaded within 2 s"),
+    "/slow.jpg": ("failed_to_download", "timeout: not downloaded within 5 s"),
     "/html.jpg": ("failed_to_resize", "not an image"),
     "/truncated.jpg": ("failed_to_resize", "truncated image"),
     "/bomb.png": ("failed_to_resize", "image too large: 20000x20000 pixels"),
@@ -41,7 +40,7 @@ EXPECTED = {
 def ingest_config(url_list_uri: str, output_uri: str, **overrides) -> IngestConfig:
     return IngestConfig(
         reader=ReaderConfig(url_list_uri=url_list_uri, samples_per_shard=100), output_uri=output_uri,
-        fetch=FetchConfig(allowed_networks=["127.0.0.0/8"], timeout_s=2, retries=1, retry_backoff_s=0.1,
+        fetch=FetchConfig(allowed_networks=["127.0.0.0/8"], timeout_s=5, retries=1, retry_backoff_s=0.1,
                           max_bytes=10 * 2**20),
         image=ImageConfig(image_size=64, resize_mode="center_crop", max_pixels=50_000_000), **overrides)
 
@@ -54,15 +53,6 @@ def url_table(server, paths) -> pa.Table:
 def crawl(config: IngestConfig, table: pa.Table, **kwargs):
     shard = split_shards(table, config.reader.samples_per_shard)[0]
     return crawl_shard(shard.shard_id, shard.rows, config, ImageDecoder(config.image), **kwargs)
-
-
-def tar_samples(uri: str) -> dict[str, dict[str, bytes]]:
-    samples: dict[str, dict[str, bytes]] = {}
-    with tarfile.open(fileobj=io.BytesIO(storage.read_bytes(uri))) as tar:
-        for member in tar:
-            key, _, ext = member.name.partition(".")
-            samples.setdefault(key, {})[ext] = tar.extractfile(member).read()
-    return samples
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +79,7 @@ def test_every_input_row_gets_its_status_and_specific_error(crawled):
 
 def test_tar_holds_exactly_the_successes_resized(crawled):
     config, result, _ = crawled
-    samples = tar_samples(ShardFiles.of(config.output_uri, 0).tar)
+    samples = read_tar_members(ShardFiles.of(config.output_uri, 0).tar)
     rows = pq.read_table(ShardFiles.of(config.output_uri, 0).parquet).to_pylist()
     assert set(samples) == {r["key"] for r in rows if r["status"] == "success"}
     for key, members in samples.items():
@@ -128,12 +118,12 @@ def test_retry_failed_refetches_only_failed_rows(http_server, tmp_path):
     retried = crawl(first.model_copy(update={"retry_failed": True}), url_table(http_server, paths))
     assert not retried.skipped and retried.stats["successes"] == 2
     assert http_server.hits("/img/rocket.jpg") == before  # the success was carried over, not refetched
-    assert sorted(tar_samples(ShardFiles.of(str(tmp_path), 0).tar)) == ["0000000", "0000001"]
+    assert sorted(read_tar_members(ShardFiles.of(str(tmp_path), 0).tar)) == ["0000000", "0000001"]
 
 
 def test_shard_written_to_s3(http_server, s3_uri):
     out = storage.join(s3_uri, "dataset")
     result = crawl(ingest_config("x.csv", out), url_table(http_server, ["/img/camera.jpg", "/404"]))
     assert result.stats["successes"] == 1
-    assert list(tar_samples(ShardFiles.of(out, 0).tar)) == ["0000000"]
+    assert list(read_tar_members(ShardFiles.of(out, 0).tar)) == ["0000000"]
     assert storage.exists(ShardFiles.of(out, 0).stats)
