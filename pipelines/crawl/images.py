@@ -150,11 +150,16 @@ def process_image(body: bytes, config: ImageConfig) -> ProcessedImage:
     orientation = _orientation(image)
     if config.skip_reencode and orientation == 1 and _keeps_bytes(image, geometry, config):
         return ProcessedImage(body, config.encode_format, *original_size, *original_size)
-    pixels = _pad(_to_rgb(_resize(image, geometry, draft_box)), geometry.canvas)
+    pixels = _fit(image, geometry, draft_box)
     if orientation in ORIENTATION_TRANSPOSE:
         pixels = pixels.transpose(ORIENTATION_TRANSPOSE[orientation])
         original_size = original_size[::-1] if orientation >= 5 else original_size  # 5-8 turn by 90 degrees
-    return ProcessedImage(_encode(pixels, config), config.encode_format, *pixels.size, *original_size)
+    return ProcessedImage(encode_image(pixels, config), config.encode_format, *pixels.size, *original_size)
+
+
+def resize_image(image: Image.Image, config: ImageConfig) -> Image.Image:
+    """Resize an already-decoded image (a video frame) as process_image would: same modes, filters and padding."""
+    return _fit(image, plan_geometry(*image.size, config), (0, 0, *image.size))
 
 
 def _open(body: bytes, max_pixels: int) -> Image.Image:
@@ -280,7 +285,12 @@ def _pad(image: Image.Image, canvas: tuple[int, int]) -> Image.Image:
     return padded
 
 
-def _encode(image: Image.Image, config: ImageConfig) -> bytes:
+def _fit(image: Image.Image, geometry: Geometry, draft_box: tuple[float, float, float, float]) -> Image.Image:
+    """The RGB pixels `geometry` asks for: resized and cropped, alpha matted, padded."""
+    return _pad(_to_rgb(_resize(image, geometry, draft_box)), geometry.canvas)
+
+
+def encode_image(image: Image.Image, config: ImageConfig) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, **SAVE_OPTIONS[config.encode_format](config.encode_quality))
     return buffer.getvalue()
