@@ -1,0 +1,57 @@
+"""Classification and retrieval metrics, defined as clip_benchmark defines them.
+
+Top-k selections go through `torch.topk`, as clip_benchmark's do, so that
+exact ties (identical captions give identical text embeddings) are broken the
+same way and the numbers agree to the last sample.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.metrics import balanced_accuracy_score
+
+TOPK_ROWS = 1024  # rows per torch.topk call: bounds the memory of big score matrices
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """(n, k) column indices of each row's k largest scores, best first (torch.topk's choice on ties)."""
+    k = min(k, scores.shape[1])
+    tensor = torch.from_numpy(np.ascontiguousarray(scores))
+    chunks = [torch.topk(tensor[i:i + TOPK_ROWS], k, dim=1).indices for i in range(0, len(tensor), TOPK_ROWS)]
+    return torch.cat(chunks).numpy() if chunks else np.zeros((0, k), np.int64)
+
+
+def classification_metrics(top: np.ndarray, labels: np.ndarray, num_classes: int) -> dict[str, float]:
+    """acc1, acc5 (only with >= 5 classes, as clip_benchmark) and mean_per_class_recall.
+
+    `top` holds each sample's best class indices, best first (at least 5 columns
+    when there are 5 classes). mean_per_class_recall is sklearn's
+    balanced_accuracy_score: the mean over the classes present of their recall.
+    """
+    hits = top == labels[:, None]
+    metrics = {"acc1": float(hits[:, 0].mean())}
+    if num_classes >= 5:
+        metrics["acc5"] = float(hits[:, :5].any(axis=1).mean())
+    metrics["mean_per_class_recall"] = float(balanced_accuracy_score(labels, top[:, 0]))
+    return metrics
+
+
+def retrieval_metrics(image_features: np.ndarray, text_features: np.ndarray, texts_image_index: np.ndarray,
+                      recall_k: list[int]) -> dict[str, float]:
+    """clip_benchmark's zero-shot retrieval recall@k (k capped at the number of candidates).
+
+    image_retrieval_recall@k: the share of texts whose image is among the k
+    images that score highest with the text. text_retrieval_recall@k: the share
+    of images with at least one of their captions among the k texts that score
+    highest with the image. `texts_image_index[t]` is text t's image.
+    """
+    # torch's matmul, as clip_benchmark: bit-equal scores keep ties between identical captions identical.
+    scores = (torch.from_numpy(text_features) @ torch.from_numpy(image_features).T).numpy()  # (texts, images)
+    metrics = {}
+    for k in recall_k:
+        found_image = (top_k(scores, k) == texts_image_index[:, None]).any(axis=1)
+        found_text = (texts_image_index[top_k(scores.T, k)] == np.arange(len(image_features))[:, None]).any(axis=1)
+        metrics[f"image_retrieval_recall@{k}"] = float(found_image.mean())
+        metrics[f"text_retrieval_recall@{k}"] = float(found_text.mean())
+    return metrics

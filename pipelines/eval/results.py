@@ -1,0 +1,66 @@
+"""What an evaluation produces, and the rows it becomes in the results store (eval_results, predictions)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipelines.store.writer import now
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """The metrics of one (checkpoint, dataset, task, strategy)."""
+
+    checkpoint: str
+    dataset: str
+    task: str
+    strategy: str | None  # zero-shot prompt strategy; None for other tasks
+    metrics: dict[str, float]
+    num_samples: int  # samples scored (test split for linear probes)
+    num_skipped: int  # unreadable images skipped
+    plot_uri: str | None = None
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Per-sample verdicts: the true label, the best five (labels and scores) and whether the first is right."""
+
+    keys: Sequence[str]
+    true_labels: Sequence[str]
+    top_labels: Sequence[Sequence[str]]
+    top_scores: np.ndarray  # (n, <= 5)
+    correct: np.ndarray  # (n,) bool
+
+
+@dataclass(frozen=True)
+class TaskOutput:
+    result: EvalResult
+    predictions: Predictions
+    plot_png: bytes | None = None  # a confusion matrix, written beside the results by the runner
+
+
+def classification_predictions(keys: Sequence[str], labels: np.ndarray, top: np.ndarray, top_scores: np.ndarray,
+                               classnames: Sequence[str]) -> Predictions:
+    names = np.asarray(classnames, dtype=object)
+    return Predictions(list(keys), list(names[labels]), names[top].tolist(), top_scores, top[:, 0] == labels)
+
+
+def metric_rows(run_id: str, result: EvalResult) -> list[dict]:
+    counts = {"num_samples": result.num_samples, "skipped_images": result.num_skipped}
+    time = now()
+    return [{"run_id": run_id, "checkpoint": result.checkpoint, "dataset": result.dataset, "task": result.task,
+             "strategy": result.strategy, "metric": name, "value": float(value), "time": time}
+            for name, value in {**result.metrics, **counts}.items()]
+
+
+def prediction_rows(run_id: str, result: EvalResult, predictions: Predictions) -> list[dict]:
+    common = {"run_id": run_id, "checkpoint": result.checkpoint, "dataset": result.dataset, "task": result.task,
+              "strategy": result.strategy}
+    return [{**common, "key": key, "true_label": true, "predicted_label": top[0], "correct": bool(correct),
+             "top5_labels": list(top), "top5_scores": [float(s) for s in scores]}
+            for key, true, top, scores, correct in zip(predictions.keys, predictions.true_labels,
+                                                       predictions.top_labels, predictions.top_scores,
+                                                       predictions.correct, strict=True)]

@@ -1,0 +1,30 @@
+"""Zero-shot image-text retrieval over a dataset's captions (several per image allowed)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipelines.eval.context import PairContext
+from pipelines.eval.metrics import retrieval_metrics, top_k
+from pipelines.eval.prompts import TOP_K
+from pipelines.eval.results import EvalResult, Predictions, TaskOutput
+
+
+def _image_to_text(context: PairContext) -> Predictions:
+    """Per image: its five best captions; correct when the best is one of its own."""
+    images, dataset = context.images, context.dataset
+    text_features, owners = context.caption_features
+    texts = np.asarray([t for i in images.indices for t in dataset.captions[i]], dtype=object)
+    scores = images.features @ text_features.T
+    top = top_k(scores, TOP_K)
+    return Predictions([dataset.keys[i] for i in images.indices], [dataset.captions[i][0] for i in images.indices],
+                       texts[top].tolist(), np.take_along_axis(scores, top, axis=1),
+                       owners[top[:, 0]] == np.arange(len(top)))
+
+
+def evaluate_retrieval(context: PairContext, recall_k: list[int]) -> list[TaskOutput]:
+    text_features, owners = context.caption_features
+    metrics = retrieval_metrics(context.images.features, text_features, owners, recall_k)
+    result = EvalResult(context.encoder.label, context.dataset.name, "retrieval", None, metrics,
+                        len(context.images.indices), context.images.num_skipped)
+    return [TaskOutput(result, _image_to_text(context))]

@@ -1,0 +1,153 @@
+"""Plan and run an evaluation: every (checkpoint, dataset) pair, every task, one image feature pass per pair.
+
+`plan_evaluation` resolves and loads every checkpoint and reads and checks
+every dataset first, so bad input fails before any embedding work. Then each
+pair is evaluated in this process, or as Ray tasks (`workers` at once, the CPUs
+split between them); the pair's metrics, predictions and confusion matrices
+are written to the results store by whoever computed them.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import ray
+
+from pipelines import storage
+from pipelines.compute import cluster_cpus, ensure_ray
+from pipelines.config import EvalConfig
+from pipelines.eval.checkpoints import CheckpointRef, resolve_checkpoint
+from pipelines.eval.context import PairContext
+from pipelines.eval.datasets import DatasetOptions, EvalDataset, load_dataset
+from pipelines.eval.features import load_encoder, torch_threads
+from pipelines.eval.probe import ProbeSettings, check_probe_split, evaluate_probe
+from pipelines.eval.results import EvalResult, TaskOutput, metric_rows, prediction_rows
+from pipelines.eval.retrieval import evaluate_retrieval
+from pipelines.eval.zeroshot import evaluate_zeroshot
+from pipelines.store.writer import ResultsWriter
+
+log = logging.getLogger(__name__)
+
+PAIR_TASK_RETRIES = 1  # a worker lost mid-pair reruns it; a pair's rows are written in one flush at its end
+
+
+@dataclass(frozen=True)
+class EvalJob:
+    checkpoint: CheckpointRef
+    dataset: EvalDataset
+
+
+@dataclass(frozen=True)
+class EvalPlan:
+    jobs: tuple[EvalJob, ...]
+    plots_uri: str
+
+
+def probe_settings(config: EvalConfig) -> ProbeSettings:
+    return ProbeSettings(config.probe_c, config.probe_max_iter, config.probe_test_fraction, config.seed)
+
+
+# task -> run it on one pair's features with the settings it needs from the config
+TASKS: dict[str, Callable[[PairContext, EvalConfig], list[TaskOutput]]] = {
+    "zeroshot": lambda context, config: evaluate_zeroshot(context, config.strategies()),
+    "retrieval": lambda context, config: evaluate_retrieval(context, config.recall_k),
+    "linear-probe": lambda context, config: evaluate_probe(context, probe_settings(config)),
+}
+
+
+def default_plots_uri(results_uri: str) -> str:
+    """`plots/` beside the results store (`<home>/results` -> `<home>/plots`)."""
+    protocol, path = storage.split_protocol(results_uri)
+    plots = posixpath.join(posixpath.dirname(path.rstrip("/")), "plots")
+    return plots if protocol == "file" else f"{protocol}://{plots}"
+
+
+def _dataset_options(config: EvalConfig) -> DatasetOptions:
+    return DatasetOptions(tuple(config.tasks), config.classnames_uri, config.templates_uri, config.split,
+                          config.probe_split)
+
+
+def plan_evaluation(config: EvalConfig) -> EvalPlan:
+    """Resolve and load every checkpoint, read and check every dataset, check the outputs: all before any
+    image is embedded. A checkpoint is loaded here only to prove it loads; each pair loads its own copy."""
+    checkpoints = [resolve_checkpoint(spec, config.pretrained) for spec in config.checkpoints]
+    for ref in checkpoints:
+        load_encoder(ref, gpu=config.gpu)
+    datasets = [load_dataset(spec, _dataset_options(config)) for spec in config.datasets]
+    if "linear-probe" in config.tasks:
+        for dataset in datasets:
+            check_probe_split(dataset, probe_settings(config))
+    plots_uri = config.plots_uri or default_plots_uri(config.store.results_uri)
+    storage.check_writable(config.store.results_uri)
+    storage.check_writable(plots_uri)
+    return EvalPlan(tuple(EvalJob(ref, dataset) for ref in checkpoints for dataset in datasets), plots_uri)
+
+
+def _slug(text: str, limit: int = 60) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-.")[-limit:]
+
+
+def _plot_uri(plots_uri: str, run_id: str, result: EvalResult) -> str:
+    name = "--".join(_slug(part) for part in (result.checkpoint, result.dataset, result.task, result.strategy or ""))
+    return storage.join(plots_uri, run_id, name.rstrip("-") + ".png")
+
+
+def _store(outputs: list[TaskOutput], config: EvalConfig, plots_uri: str, run_id: str) -> list[EvalResult]:
+    """Write plots, metrics and predictions; return the results with their plot locations."""
+    results = []
+    with ResultsWriter(config.store) as writer:
+        for output in outputs:
+            result = output.result
+            if output.plot_png is not None:
+                result = replace(result, plot_uri=_plot_uri(plots_uri, run_id, result))
+                storage.write_bytes(result.plot_uri, output.plot_png)
+            writer.append("eval_results", metric_rows(run_id, result))
+            writer.append("predictions", prediction_rows(run_id, result, output.predictions))
+            results.append(result)
+    return results
+
+
+def evaluate_job(job: EvalJob, config: EvalConfig, plots_uri: str, run_id: str) -> list[EvalResult]:
+    """Every task on one (checkpoint, dataset) pair, from one pass over its images; results stored."""
+    context = PairContext(load_encoder(job.checkpoint, gpu=config.gpu), job.dataset, config.batch_size)
+    outputs = [output for task in config.tasks for output in TASKS[task](context, config)]
+    return _store(outputs, config, plots_uri, run_id)
+
+
+@ray.remote(max_retries=PAIR_TASK_RETRIES)
+def _evaluate_job_task(job: EvalJob, config: EvalConfig, plots_uri: str, run_id: str,
+                       num_threads: int) -> list[EvalResult]:
+    logging.basicConfig(level=logging.INFO)
+    with torch_threads(num_threads):
+        return evaluate_job(job, config, plots_uri, run_id)
+
+
+def _evaluate_on_ray(plan: EvalPlan, config: EvalConfig, run_id: str) -> list[list[EvalResult]]:
+    ensure_ray()
+    cpus = max(1, cluster_cpus() // config.workers)
+    log.info("evaluating %d pair(s) on Ray, %d at once with %d CPU(s) each", len(plan.jobs), config.workers, cpus)
+    pending = list(enumerate(plan.jobs))
+    running: dict = {}
+    done: dict[int, list[EvalResult]] = {}
+    while pending or running:
+        while pending and len(running) < config.workers:
+            index, job = pending.pop(0)
+            task = _evaluate_job_task.options(num_cpus=cpus)
+            running[task.remote(job, config, plan.plots_uri, run_id, cpus)] = index
+        ready, _ = ray.wait(list(running), num_returns=1)
+        for ref in ready:
+            done[running.pop(ref)] = ray.get(ref)
+    return [done[i] for i in range(len(plan.jobs))]
+
+
+def evaluate_all(plan: EvalPlan, config: EvalConfig, run_id: str) -> list[EvalResult]:
+    """Every pair of the plan, in plan order: here one after another, or on Ray when `workers` > 0."""
+    if config.workers > 0:
+        per_job = _evaluate_on_ray(plan, config, run_id)
+    else:
+        per_job = [evaluate_job(job, config, plan.plots_uri, run_id) for job in plan.jobs]
+    return [result for results in per_job for result in results]
