@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 DEPS_STAMP := $(VENV)/.deps-$(shell sha256sum pyproject.toml | cut -c1-16)
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint bench-ingest serve clean
+.PHONY: install demo test lint bench-ingest bench-train bench-ingest-videos bench-distance bench-eval serve clean
 
 install: $(DEPS_STAMP)
 	@# The project itself is (re)linked on every call: a venv kept outside the
@@ -34,6 +34,18 @@ lint: install
 
 bench-ingest: install
 	$(BIN)/python bench/ingest.py
+
+bench-train: install
+	$(BIN)/python bench/train.py
+
+bench-ingest-videos: install
+	$(BIN)/python bench/ingest_videos.py
+
+bench-distance: install
+	$(BIN)/python bench/distance.py
+
+bench-eval: install
+	$(BIN)/python bench/eval.py
 
 clean:
 	rm -rf .clipline .pytest_cache

@@ -18,7 +18,9 @@ from pipelines.errors import ClipLineError
 # verb -> (module with add_arguments(parser) and run(args) -> exit code, one-line help)
 VERBS: dict[str, tuple[str, str]] = {
     "ingest": ("flows.commands.ingest", "Crawl an image-text URL list into WebDataset shards (img2dataset-style)."),
+    "ingest-videos": ("flows.commands.ingest_videos", "Crawl a video-text URL list into WebDataset shards of frames."),
     "train": ("flows.commands.train", "Train a CLIP-style model on WebDataset shards with Ray Train."),
+    "eval": ("flows.commands.evaluate", "Evaluate checkpoints: zero-shot, retrieval, linear probes (clip_benchmark)."),
     "sql": ("flows.commands.sql", "Query the results store with read-only SQL (or a named query)."),
     "compact": ("flows.commands.compact", "Merge the results store's small Parquet files."),
 }
