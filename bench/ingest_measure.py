@@ -1,18 +1,19 @@
 """Run one ingest command: wall time, peak memory and CPU of its process tree, successes written.
 
-Memory is sampled every SAMPLE_EVERY_S over the command's whole process tree: the
-command and every process below it by parent pid, however started (Ray's gcs_server,
-raylet and workers, Prefect's server subprocess, img2dataset's worker processes),
-so a child in a session of its own still counts. The primary figure is the peak of
-the tree's summed PSS (proportional set size, /proc/<pid>/smaps_rollup), which
-splits each page shared by n processes (libraries, forked memory, Ray's shared-memory
-object store) into n parts: its sum is the memory the tool really holds. Summed RSS,
-which counts a shared page once per process, is kept beside it. At the peak of PSS
-the sample is kept per process name, to show where the memory goes.
+The command's whole process tree is sampled (TreeSampler): the command and every
+process below it by parent pid, however started (Ray's gcs_server, raylet, agents and
+workers, Prefect's server subprocess, img2dataset's worker processes), so a child in a
+session of its own still counts. The primary memory figure is the peak of the tree's
+summed PSS (proportional set size, /proc/<pid>/smaps_rollup), which splits each page
+shared by n processes (libraries, forked memory, Ray's shared-memory object store) into
+n parts: its sum is the memory the tool really holds. Summed RSS, which counts a shared
+page once per process, is kept beside it. At the peak of PSS the sample is kept per
+process name, to show where the memory goes.
 
-CPU is kept per process (and per thread) from /proc/<pid>/stat and
-/proc/<pid>/task/<tid>/stat, so it can be split between the tool's main process,
-its workers and their threads; the file server's CPU is measured apart.
+CPU is kept per process and per thread (/proc/<pid>/task/<tid>/stat), with each
+thread's time spent waiting for a CPU (schedstat), so it can be split between the
+tool's main process, its workers and their threads, and so it shows whether the
+tool's threads wanted more CPU than they got; the file server's CPU is measured apart.
 """
 
 from __future__ import annotations
