@@ -278,7 +278,8 @@ def render_access(rows: list[dict], repeats: int) -> list[str]:
              "CPU seconds to sample one clip in process (open, decode, resize to 256 px, JPEG; the fastest of "
              f"{repeats}), with seeks and frames decoded. seek: a seek to the keyframe before every target; "
              "sequential: one decode pass; auto (the default): seek only where a keyframe lies between the last "
-             "frame reached and the next target.", "",
+             "frame reached and the next target. Where two modes show the same seeks and frames decoded they do "
+             "the same work, so the CPU gap between them is this machine's noise.", "",
              "| clip | sampling | frames | " + " | ".join(f"{m} CPU s (seeks, decoded)" for m in ACCESS_MODES)
              + " | auto / best |", "| --- | --- | ---: | " + " | ".join("---:" for _ in ACCESS_MODES) + " | ---: |"]
     for clip in CLIPS:

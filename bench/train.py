@@ -320,6 +320,7 @@ def run_stamped(cmd: list[str], env: dict[str, str], log_path: Path, timeout: fl
             for line in proc.stdout:
                 lines.append((time.time(), line.rstrip("\n")))
                 sink.write(line)
+                sink.flush()
 
     thread = threading.Thread(target=reader, daemon=True)
     thread.start()
