@@ -51,7 +51,6 @@ POT_CHUNK = 128  # directions per POT call: 100,000 x 128 projections per side i
 AUTO_SIZES = (1_000, 2_000, 2_500, 3_000)
 SHIFT = 0.05  # per-coordinate mean shift of the second set, before normalising
 SEED = 0
-PARITY = 1.05  # exact: CPU time within 5% of POT's counts as "as fast" (run-to-run spread seen here: 2-3%)
 POT_UNCHUNKED_QUOTE = "375 s, 21 GB (measured earlier here; not re-run)"
 
 
@@ -220,15 +219,16 @@ def comparison_lines(r: dict[str, Measurement]) -> list[str]:
         f"- Sliced, POT in chunks of {POT_CHUNK} / clipline: **{sl_pot.compute_s / sl_ours.compute_s:.2f}x time** "
         f"({sl_pot.cpu_s / sl_ours.cpu_s:.2f}x CPU), {sl_pot.peak_rss_mb / sl_ours.peak_rss_mb:.1f}x peak RSS "
         f"({sl_pot.peak_rss_mb:,.0f} vs {sl_ours.peak_rss_mb:,.0f} MB; clipline "
-        f"{sl_ours.peak_rss_mb - sl_in.peak_rss_mb:,.0f} MB above its float32 inputs; POT's total includes "
+        f"{sl_ours.peak_rss_mb - sl_in.peak_rss_mb:,.0f} MB above the inputs-only row; POT's total includes "
         "float64 inputs, 2 x 410 MB, and the torch it loads); "
         f"same directions, values differ by {relative_gap(sl_ours.value, sl_pot.value):.1e} (relative). "
         "POT gets float64 inputs: on float32 ones it sums its quantile weights in float32 (in a separate check at "
         "this n, 128 directions: 1e-3 relative off a float64 reference, clipline's float32 projections 3e-9 off). "
         f"POT projecting all 1,024 directions at once: {POT_UNCHUNKED_QUOTE}.",
-        f"- Targets: exact at least as fast as POT direct, in CPU time within {PARITY - 1:.0%} (both spend over 90% "
-        f"in the same POT solver; runs vary by a few %): **{_yes(ex_ours.cpu_s <= PARITY * ex_pot.cpu_s)}** "
-        f"({ex_ours.cpu_s:.2f} vs {ex_pot.cpu_s:.2f} s); "
+        "- Targets: exact at least as fast as POT direct: **parity, not a speed-up** (the same POT network simplex "
+        "on an equal cost matrix does over 90% of the work; clipline saves no time there, only checks the result "
+        f"code); this run clipline took {ex_ours.cpu_s / ex_pot.cpu_s:.2f}x POT's CPU time, and repeated runs here "
+        "vary by about 10% either way; "
         f"sliced under 15 s: **{_yes(sl_ours.compute_s < 15)}** ({sl_ours.compute_s:.1f} s); "
         f"under 2 GB peak RSS: **{_yes(sl_ours.peak_rss_mb < 2048)}** ({sl_ours.peak_rss_mb:,.0f} MB, process total).",
     ]
@@ -303,10 +303,11 @@ def update_doc(path: Path, section: str) -> None:
     text = path.read_text() if path.exists() else "# Benchmarks\n"
     lines = text.splitlines()
     start = next((i for i, line in enumerate(lines) if line.strip() == HEADING), None)
+    new = [*section.rstrip("\n").splitlines(), ""]  # a blank line before whatever heading follows
     if start is None:
-        lines += ["", *section.splitlines()]
+        lines += ["", *new]
     else:
-        lines[start:_section_end(lines, start)] = section.splitlines()
+        lines[start:_section_end(lines, start)] = new
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines).rstrip("\n") + "\n")
 

@@ -22,6 +22,7 @@ the `## Training (make bench-train)` section of docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import itertools
 import json
@@ -30,6 +31,7 @@ import os
 import platform
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import threading
@@ -312,7 +314,7 @@ def run_stamped(cmd: list[str], env: dict[str, str], log_path: Path, timeout: fl
     lines: list[tuple[float, str]] = []
     start = time.time()
     proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **env}, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, errors="replace")
+                            stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True)
     sampler = TreeSampler(proc.pid)
 
     def reader() -> None:
@@ -324,13 +326,17 @@ def run_stamped(cmd: list[str], env: dict[str, str], log_path: Path, timeout: fl
 
     thread = threading.Thread(target=reader, daemon=True)
     thread.start()
-    while proc.poll() is None:
-        sampler.sample()
-        if time.time() - start > timeout:
-            proc.kill()
+    try:
+        while proc.poll() is None:
+            sampler.sample()
+            if time.time() - start > timeout:
+                raise BenchError(f"{cmd[0]} ran past {timeout:.0f} s (log: {log_path})")
+            time.sleep(1.0)
+    finally:
+        if proc.poll() is None:  # timed out, or this harness was interrupted: end the tool and its children
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-            raise BenchError(f"{cmd[0]} ran past {timeout:.0f} s (log: {log_path})")
-        time.sleep(1.0)
     end = time.time()
     thread.join(timeout=10)
     if proc.returncode != 0:
@@ -591,6 +597,7 @@ def check_tools(tools: list[str]) -> None:
 
 def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so a killed harness ends the tool it runs
     args = parse_args(argv)
     try:
         check_tools(args.tools)

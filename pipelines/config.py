@@ -260,7 +260,8 @@ class TransportConfig(Config):
         "1-D W1 over random directions (a lower bound of exact); sinkhorn: entropic OT (an upper bound); auto: "
         "exact up to max_exact_samples points per side, sliced above.")
     max_exact_samples: int = Field(default=2500, ge=1, description="auto: largest side solved exactly (2,500 "
-                                   "points in 512 dims take about 3 s and 100 MB here; the time grows about n^2.5).")
+                                   "points a side in 512 dims: about 2 s of CPU and 200 MB; the time grows about "
+                                   "n^2.5, 5,000 took 11 s and 1 GB; docs/benchmarks.md).")
     projections: int = Field(default=1024, ge=1, description="sliced: random unit directions averaged.")
     sinkhorn_reg: float = Field(default=0.05, gt=0, description="sinkhorn: entropic regularisation as a fraction "
                                 "of the median pairwise cost (scale-free); smaller is closer to exact but slower.")
@@ -368,7 +369,12 @@ class EvalConfig(Config):
     def _check_recall_k(cls, value: list[int]) -> list[int]:
         if any(k < 1 for k in value):
             raise ValueError(f"recall_k must be positive, got {value}")
-        return value
+        return list(dict.fromkeys(value))
+
+    @field_validator("tasks", "checkpoints", "datasets")
+    @classmethod
+    def _once_each(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))  # a repeated name would evaluate (and store) the same thing twice
 
     def strategies(self) -> list[str]:
         """The prompt strategies to run: `all` expands to every one."""

@@ -12,6 +12,7 @@ import logging
 import time
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -138,35 +139,46 @@ def sliced_w1(x: np.ndarray, y: np.ndarray, directions: np.ndarray) -> float:
     """Mean 1-D W1 of the projections of x and y on each row of `directions` (num, d).
 
     Chunked over directions, so memory beyond float32 copies of the inputs is a
-    few (n + m) x PROJECTION_CHUNK float32 arrays (~300 MB at n = m = 100,000):
-    100,000 x 512 points and 1,024 directions take ~6 s on 2 cores. numpy only:
-    its SIMD sort is ~10x torch's on CPU, and its BLAS matmul as fast.
+    few (n + m) x PROJECTION_CHUNK float32 arrays (~70-300 MB at n = m = 100,000):
+    100,000 x 512 points and 1,024 directions took 6 s on one free core
+    (docs/benchmarks.md). numpy only: its SIMD sort is ~10x torch's on CPU, and
+    POT (which loads torch, ~900 MB) is not imported. The two sides are
+    projected and sorted in two threads (numpy releases the GIL in both).
     """
     _check_inputs(x, y)
     x, y = np.ascontiguousarray(x, np.float32), np.ascontiguousarray(y, np.float32)
-    left_x, left_y, widths = quantile_grid(len(x), len(y))
+    index_x, index_y, widths = quantile_grid(len(x), len(y))
     total = 0.0
-    for start in range(0, len(directions), PROJECTION_CHUNK):
-        chunk = np.ascontiguousarray(directions[start:start + PROJECTION_CHUNK], np.float32)
-        px, py = chunk @ x.T, chunk @ y.T  # (chunk, n) and (chunk, m): each row sorts in place
-        px.sort(axis=1)
-        py.sort(axis=1)
-        gaps = px[:, left_x]
-        gaps -= py[:, left_y]
-        np.abs(gaps, out=gaps)
-        total += float(gaps.sum(0, dtype=np.float64) @ widths)  # float32 gaps, summed in float64
+    with ThreadPoolExecutor(2) as pool:
+        for start in range(0, len(directions), PROJECTION_CHUNK):
+            chunk = np.ascontiguousarray(directions[start:start + PROJECTION_CHUNK], np.float32)
+            px, py = pool.map(_sorted_projections, (chunk, chunk), (x, y))  # (chunk, n), (chunk, m)
+            gaps = px[:, index_x]
+            gaps -= py[:, index_y]
+            np.abs(gaps, out=gaps)
+            total += float(gaps.sum(0, dtype=np.float64) @ widths)  # float32 gaps, summed in float64
     return total / len(directions)
 
 
-def quantile_grid(n: int, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _sorted_projections(directions: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """(num directions, num points) float32: each row the points' projections on one direction, sorted."""
+    projections = directions @ points.T
+    projections.sort(axis=1)
+    return projections
+
+
+def quantile_grid(n: int, m: int) -> tuple[np.ndarray | slice, np.ndarray | slice, np.ndarray]:
     """The exact 1-D W1 between n and m sorted points as a weighted sum over quantile intervals.
 
     W1 = integral over t in [0, 1] of |F^-1(t) - G^-1(t)|. Both quantile functions
     are steps, at multiples of 1/n and 1/m; on each interval between consecutive
     steps of either, they are the sorted points (index_x, index_y). Returns
     (index_x, index_y, width); integer breakpoints (units of 1/(n m)) keep it exact.
-    When n == m it is simply the i-th point against the i-th, width 1/n.
+    When n == m it is the i-th point against the i-th, width 1/n: whole-row
+    slices then, so no copy is gathered.
     """
+    if n == m:
+        return slice(None), slice(None), np.full(n, 1.0 / n)
     left = np.union1d(np.arange(n, dtype=np.int64) * m, np.arange(m, dtype=np.int64) * n)
     widths = np.diff(np.append(left, n * m)) / (n * m)
     return left // m, left // n, widths

@@ -128,8 +128,8 @@ def cached_vec(uri: str, cache_dir: str) -> tuple[VecTable, bool]:
     if created:
         _convert_vec(uri, folder)
     matrix = np.load(os.path.join(folder, VECTORS_FILE), mmap_mode="r")
-    with open(os.path.join(folder, WORDS_FILE), encoding="utf-8") as f:
-        words = f.read().split("\n")
+    with open(os.path.join(folder, WORDS_FILE), encoding="utf-8", newline="") as f:
+        words = f.read().split("\n")  # newline="": no "\r" translation, words stay byte-exact
     index: dict[str, int] = {}
     for i, word in enumerate(words[:len(matrix)]):
         index.setdefault(word, i)  # a repeated word keeps its first row, as fastText's reader does
@@ -154,7 +154,7 @@ def _convert_vec(uri: str, folder: str) -> None:
     try:
         (num_words, dim), batches = _parse_vec(uri)
         matrix = np.lib.format.open_memmap(os.path.join(staging, VECTORS_FILE), "w+", np.float32, (num_words, dim))
-        with open(os.path.join(staging, WORDS_FILE), "w", encoding="utf-8") as words_file:
+        with open(os.path.join(staging, WORDS_FILE), "w", encoding="utf-8", newline="") as words_file:
             row = _fill(matrix, batches, words_file)
         if row != num_words:
             raise ClipLineError(f"{uri}: header says {num_words} words, file has {row}", "fix or re-download it")
@@ -184,7 +184,9 @@ def _fill(matrix: np.ndarray, batches: Iterator[tuple[list[str], np.ndarray]], w
 def _parse_vec(uri: str) -> tuple[tuple[int, int], Iterator[tuple[list[str], np.ndarray]]]:
     """((num_words, dim), batches of (words, float32 vectors)) from a `.vec` or `.vec.gz` file, streamed."""
     fs, path = storage.filesystem(uri)
-    stream = io.TextIOWrapper(fs.open(path, "rb", compression="infer"), encoding="utf-8", errors="replace")
+    # newline="\n": lines end at "\n" only (a stray "\r" is stripped with the line's trailing space)
+    stream = io.TextIOWrapper(fs.open(path, "rb", compression="infer"), encoding="utf-8", errors="replace",
+                              newline="\n")
     header = stream.readline().split()
     if len(header) != 2 or not all(h.isdigit() for h in header):
         stream.close()

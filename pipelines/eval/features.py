@@ -118,12 +118,21 @@ def embed_images(encoder: Encoder, images: Iterable[ImageLike], batch_size: int 
 
 @torch.inference_mode()
 def embed_texts(encoder: Encoder, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
-    """(n, d) float32 unit vectors of texts, through the checkpoint's tokenizer and text tower."""
+    """(n, d) float32 unit vectors of texts, through the checkpoint's tokenizer and text tower.
+
+    Each distinct text is embedded once: captions made from class labels repeat
+    thousands of times, and equal texts must get bit-equal vectors anyway (ties
+    in retrieval are broken by position, as clip_benchmark's are).
+    """
+    distinct = list(dict.fromkeys(texts))
     chunks = []
-    for batch in _batches(texts, batch_size):
+    for batch in _batches(distinct, batch_size):
         tokens = encoder.tokenizer(batch).to(encoder.device)
         chunks.append(F.normalize(encoder.model.encode_text(tokens), dim=-1).float().cpu().numpy())
-    return np.concatenate(chunks) if chunks else np.zeros((0, encoder.embed_dim), np.float32)
+    if not chunks:
+        return np.zeros((0, encoder.embed_dim), np.float32)
+    row = {text: i for i, text in enumerate(distinct)}
+    return np.concatenate(chunks)[[row[text] for text in texts]]
 
 
 @contextlib.contextmanager

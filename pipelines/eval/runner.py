@@ -2,9 +2,9 @@
 
 `plan_evaluation` resolves and loads every checkpoint and reads and checks
 every dataset first, so bad input fails before any embedding work. Then each
-pair is evaluated in this process, or as Ray tasks (`workers` at once, the CPUs
-split between them); the pair's metrics, predictions and confusion matrices
-are written to the results store by whoever computed them.
+pair is evaluated in this process, or as Ray tasks (distribute.py); a pair's
+metrics, predictions and confusion matrices are written to the results store
+by whoever computed them.
 """
 
 from __future__ import annotations
@@ -15,15 +15,12 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-import ray
-
 from pipelines import storage
-from pipelines.compute import cluster_cpus, ensure_ray
 from pipelines.config import EvalConfig
 from pipelines.eval.checkpoints import CheckpointRef, resolve_checkpoint
 from pipelines.eval.context import PairContext
 from pipelines.eval.datasets import DatasetOptions, EvalDataset, load_dataset
-from pipelines.eval.features import load_encoder, torch_threads
+from pipelines.eval.features import load_encoder
 from pipelines.eval.probe import ProbeSettings, check_probe_split, evaluate_probe
 from pipelines.eval.results import EvalResult, TaskOutput, metric_rows, prediction_rows
 from pipelines.eval.retrieval import evaluate_retrieval
@@ -31,9 +28,6 @@ from pipelines.eval.zeroshot import evaluate_zeroshot
 from pipelines.store.writer import ResultsWriter
 
 log = logging.getLogger(__name__)
-
-PAIR_TASK_RETRIES = 1  # a worker lost mid-pair reruns it; a pair's rows are written in one flush at its end
-
 
 @dataclass(frozen=True)
 class EvalJob:
@@ -118,36 +112,12 @@ def evaluate_job(job: EvalJob, config: EvalConfig, plots_uri: str, run_id: str) 
     return _store(outputs, config, plots_uri, run_id)
 
 
-@ray.remote(max_retries=PAIR_TASK_RETRIES)
-def _evaluate_job_task(job: EvalJob, config: EvalConfig, plots_uri: str, run_id: str,
-                       num_threads: int) -> list[EvalResult]:
-    logging.basicConfig(level=logging.INFO)
-    with torch_threads(num_threads):
-        return evaluate_job(job, config, plots_uri, run_id)
-
-
-def _evaluate_on_ray(plan: EvalPlan, config: EvalConfig, run_id: str) -> list[list[EvalResult]]:
-    ensure_ray()
-    cpus = max(1, cluster_cpus() // config.workers)
-    log.info("evaluating %d pair(s) on Ray, %d at once with %d CPU(s) each", len(plan.jobs), config.workers, cpus)
-    pending = list(enumerate(plan.jobs))
-    running: dict = {}
-    done: dict[int, list[EvalResult]] = {}
-    while pending or running:
-        while pending and len(running) < config.workers:
-            index, job = pending.pop(0)
-            task = _evaluate_job_task.options(num_cpus=cpus)
-            running[task.remote(job, config, plan.plots_uri, run_id, cpus)] = index
-        ready, _ = ray.wait(list(running), num_returns=1)
-        for ref in ready:
-            done[running.pop(ref)] = ray.get(ref)
-    return [done[i] for i in range(len(plan.jobs))]
-
-
 def evaluate_all(plan: EvalPlan, config: EvalConfig, run_id: str) -> list[EvalResult]:
     """Every pair of the plan, in plan order: here one after another, or on Ray when `workers` > 0."""
     if config.workers > 0:
-        per_job = _evaluate_on_ray(plan, config, run_id)
+        from pipelines.eval.distribute import evaluate_on_ray  # Ray's import costs seconds: only when used
+
+        per_job = evaluate_on_ray(plan, config, run_id)
     else:
         per_job = [evaluate_job(job, config, plan.plots_uri, run_id) for job in plan.jobs]
     return [result for results in per_job for result in results]

@@ -166,3 +166,8 @@ def test_top_words_counts_tokens_most_frequent_first_and_drops_stop_words():
     captions = ["A dog on grass.", "The dog runs", "a cat"]
     assert top_words(captions, k=2) == [("a", 2), ("dog", 2)]
     assert top_words(captions, k=2, stop_words=english_stop_words()) == [("dog", 2), ("cat", 1)]
+
+
+def test_the_word_vector_cache_must_be_a_local_folder():
+    with pytest.raises(ValueError, match="local folder"):
+        FastTextConfig(cache_dir="s3://bucket/cache")

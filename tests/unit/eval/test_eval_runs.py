@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import shutil
 from pathlib import Path
 
@@ -128,7 +129,7 @@ def test_embed_images_takes_pil_images_or_bytes_and_returns_unit_float32_rows(tr
     encoder = load_encoder(trained_checkpoint)
     data = digits_120[0][:20]
     from_bytes = embed_images(encoder, iter(data), batch_size=64)
-    from_pil = embed_images(encoder, (Image.open(__import__("io").BytesIO(d)) for d in data), batch_size=7)
+    from_pil = embed_images(encoder, (Image.open(io.BytesIO(d)) for d in data), batch_size=7)
     assert from_bytes.dtype == np.float32 and from_bytes.shape == (20, encoder.embed_dim)
     assert np.linalg.norm(from_bytes, axis=1) == pytest.approx(1, abs=1e-5)
     assert from_pil == pytest.approx(from_bytes, abs=1e-5)
@@ -141,3 +142,13 @@ def test_a_linear_probe_trains_on_the_layouts_own_training_split(trained_checkpo
     write_clip_benchmark(root, images[50:], labels[50:], split="train")
     [result] = run(eval_config(tmp_path, trained_checkpoint, [str(root)], tasks=["linear-probe"]))
     assert result.num_samples == 50 and sorted(embed_calls) == [50, 70]
+
+
+def test_a_csv_mixes_local_paths_and_urls_and_a_failed_download_is_skipped(trained_checkpoint, digits_120,
+                                                                          http_server, tmp_path):
+    (tmp_path / "digit.png").write_bytes(digits_120[0][0])
+    rows = [f"{http_server.url('/img/astronaut.jpg')},photo", f"{http_server.url('/404')},photo", "digit.png,digit"]
+    (tmp_path / "list.csv").write_text("\n".join(rows) + "\n")
+    [result] = run(eval_config(tmp_path, trained_checkpoint, [str(tmp_path / "list.csv")]))
+    assert (result.num_samples, result.num_skipped) == (2, 1)
+    assert "acc5" not in result.metrics  # two classes
