@@ -16,7 +16,7 @@ Steady-state samples/s leaves out the first --skip steps: open_clip's per-window
 store. Start-up s = process start to the first step being logged. The result replaces
 the `## Training (make bench-train)` section of docs/benchmarks.md.
 
-    python bench/train.py [--steps 150] [--batch-size 128] [--repeat 1] [--tools openclip,local,ray]
+    python bench/train.py [--steps 150] [--batch-size 128] [--repeat 2] [--tools openclip,local,ray]
 """
 
 from __future__ import annotations
@@ -63,13 +63,16 @@ TOOLS = {"openclip": ("open_clip", "open_clip_train.main"),
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # Log lines whose first appearance marks a start-up phase (seconds after process start).
-MARKERS = {
-    "openclip": {"model built": r"Created AdamW", "data ready": r"Start epoch 0"},
-    "local": {"flow started": r"Beginning flow run", "planned": r"steps over \d+ shards",
-              "model built": r"Model \S+ creation process complete"},
-    "ray": {"flow started": r"Beginning flow run", "planned": r"steps over \d+ shards",
-            "ray up": r"ray: \S+ with", "model built": r"Model \S+ creation process complete"},
-}
+_CLIPLINE_MARKERS = {"prefect server": r"Starting temporary server", "flow started": r"Beginning flow run",
+                     "planned": r"steps over \d+ shards", "ray up": r"ray: \S+ with",
+                     "controller up": r"TrainController pid=\d+\S* Requesting resources",
+                     "worker up": r"Setting up process group for",
+                     "workers ready": r"Started training worker group",
+                     "model built": r"Model \S+ creation process complete"}
+MARKERS = {"openclip": {"model built": r"Created AdamW"}, "local": _CLIPLINE_MARKERS, "ray": _CLIPLINE_MARKERS}
+PHASES = ("prefect server", "flow started", "ray up", "controller up", "worker up", "workers ready", "model built")
+# Ray Train's PlacementGroupCleaner asks the State API every second; without the dashboard that fails and warns.
+RAY_NOISE = "Failed to query Ray Train Controller actor state"
 OPENCLIP_LINE = re.compile(r"Train Epoch: \d+ \[\s*(\d+)/\d+ .*?\] Data \(t\): ([\d.]+) Batch \(t\): ([\d.]+)")
 
 
@@ -89,7 +92,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--log-every", type=int, default=10, help="steps per logged window, both tools")
     p.add_argument("--skip", type=int, default=20, help="first steps left out of the steady state")
     p.add_argument("--tools", default=",".join(TOOLS), help="comma-separated subset of: " + ", ".join(TOOLS))
-    p.add_argument("--repeat", type=int, default=1, help="runs per tool, interleaved; the fastest counts")
+    p.add_argument("--repeat", type=int, default=2, help="runs per tool, interleaved; the fastest counts")
     p.add_argument("--max-load", type=float, default=1.0, help="wait for the 1-minute load to drop below this")
     p.add_argument("--load-wait", type=float, default=600, help="seconds to wait for it at most, per run")
     p.add_argument("--timeout", type=float, default=1800, help="seconds allowed per run")
@@ -275,6 +278,7 @@ class RunResult:
     trainer_threads: dict[str, float]
     cpu_series: list[tuple[float, float]]
     log_path: Path
+    noise_lines: int = 0
 
     def steady(self, skip: int, batch: int) -> tuple[float, float, int]:
         """(samples/s, mean data wait s per step, steps) over the windows after `skip` steps."""
@@ -320,8 +324,9 @@ def run_stamped(cmd: list[str], env: dict[str, str], log_path: Path, timeout: fl
     def reader() -> None:
         with open(log_path, "w") as sink:
             for line in proc.stdout:
-                lines.append((time.time(), line.rstrip("\n")))
-                sink.write(line)
+                at = time.time()
+                lines.append((at, line.rstrip("\n")))
+                sink.write(f"[{at - start:8.2f}] {line}")  # seconds since the tool started
                 sink.flush()
 
     thread = threading.Thread(target=reader, daemon=True)
@@ -426,7 +431,8 @@ def run_tool(tool: str, args, data: str, index: int) -> RunResult:
     threads = dict(sorted((trainer.threads if trainer else {}).items(), key=lambda kv: -kv[1]))
     result = RunResult(tool, shlex.join(cmd), env, start, end - start, points[0][1] - start, points[0][1],
                        points[-1][1], windows, points, markers, load_start, load_end, sampler.cpu_by_name(),
-                       threads, sampler.series, run_dir / "output.log")
+                       threads, sampler.series, run_dir / "output.log",
+                       sum(RAY_NOISE in line for _, line in lines))
     sps, data_s, _ = result.steady(args.skip, args.batch_size)
     log.info("%s: steady %.1f samples/s, data wait %.3f s/step, start-up %.1f s, wall %.1f s, load %.2f -> %.2f",
              tool, sps, data_s, result.startup_s, result.wall_s, load_start, load_end)
@@ -521,14 +527,22 @@ def render(args, best: dict[str, RunResult], runs: list[RunResult], data: str) -
                   f"{ray.wall_s - local.wall_s:+.1f} s of wall time; after the last step, "
                   f"{ray.wall_s - (ray.last_step_at - ray.started_at):.1f} s vs "
                   f"{local.wall_s - (local.last_step_at - local.started_at):.1f} s to exit.", ""]
-    lines += ["Start-up phases (seconds after process start, first log line of each):", "",
-              "| tool | mode | " + " | ".join(["flow started", "planned", "ray up", "model built", "data ready",
-                                              "first step"]) + " |",
-              "| --- | --- |" + " ---: |" * 6]
+        m = ray.markers
+        gaps = [("`ray.init`", "planned", "ray up"), ("Ray Train's controller actor", "ray up", "controller up"),
+                ("the placement group, the worker actor's process and its imports", "controller up", "worker up"),
+                ("torch.distributed set-up (gloo, world size 1)", "worker up", "workers ready")]
+        parts = [f"{what} {m[b] - m[a]:.1f} s" for what, a, b in gaps if a in m and b in m]
+        if parts:
+            lines += ["Where Ray's start-up goes (`--workers 1`, from the phase table below): " + ", ".join(parts)
+                      + f". Ray Train's PlacementGroupCleaner also logged `{RAY_NOISE}` {ray.noise_lines} times "
+                      "(about once a second: it polls Ray's State API, which needs the dashboard that clipline "
+                      "starts Ray without).", ""]
+    lines += ["Start-up phases (seconds after process start, first log line of each; open_clip's `model built` "
+              "is its optimizer line):", "",
+              "| tool | mode | " + " | ".join(PHASES) + " | first step |", "| --- | --- |" + " ---: |" * 8]
     for tool in args.tools:
         r = best[tool]
-        cells = [f"{r.markers[k]:.1f}" if k in r.markers else "-"
-                 for k in ("flow started", "planned", "ray up", "model built", "data ready")]
+        cells = [f"{r.markers[k]:.1f}" if k in r.markers else "-" for k in PHASES]
         lines.append(f"| {TOOLS[tool][0]} | {tool} | " + " | ".join(cells) + f" | {r.startup_s:.1f} |")
     lines += ["", "CPU seconds per process over the whole run (the tool's process tree, read from /proc every "
               "second); intra-op threads of the training process (threads with at least 5% of its CPU, CPU s):",
@@ -549,8 +563,10 @@ def render(args, best: dict[str, RunResult], runs: list[RunResult], data: str) -
               "default `./.clipline/results`) resolve inside that folder: the shards are not found there, and "
               "with `--resampled` the worker then skips unreadable shards forever instead of failing."]
     lines += ["", "GPU numbers (ViT-B-32, bf16) were not measured: no GPU was available to this session.", "",
-              "Commands (run from the repository root; `make bench-train` = `"
-              + shlex.join([str(PYTHON), "bench/train.py", *args.argv]) + "`):", "", "```"]
+              "Commands (run from the repository root by `"
+              + shlex.join([str(PYTHON), "bench/train.py", *args.argv]) + "`; `make bench-train` runs it without "
+              "options). Each tool's output, each line prefixed with the seconds since its start, is kept in "
+              f"`{WORK}/runs/*/output.log`:", "", "```"]
     lines += [" ".join([*(f"{k}={v}" for k, v in best[t].env.items()), best[t].command]) for t in args.tools]
     lines += ["```", ""]
     return "\n".join(lines)

@@ -25,7 +25,7 @@ def home_uri() -> str:
 
 
 def default_results_uri() -> str:
-    return os.environ.get("CLIPLINE_RESULTS") or storage.join(home_uri(), "results")
+    return storage.absolute(os.environ.get("CLIPLINE_RESULTS") or storage.join(home_uri(), "results"))
 
 
 class Config(BaseModel):
@@ -50,7 +50,10 @@ class StoreConfig(Config):
         default=5000, ge=1, description="Rows buffered per table before a Parquet file is written."
     )
 
-    _check_uri = field_validator("results_uri")(_valid_uri)
+    @field_validator("results_uri")
+    @classmethod
+    def _check_uri(cls, value: str) -> str:
+        return storage.absolute(value)
 
 
 class ReaderConfig(Config):
@@ -230,6 +233,22 @@ class TrainConfig(Config):
     store: StoreConfig = Field(default_factory=StoreConfig)
 
     _check_uri = field_validator("output_uri")(_valid_uri)
+
+    # Ray Train workers run in their own working directory: relative paths would resolve there.
+    @field_validator("output_uri", "init")
+    @classmethod
+    def _absolute(cls, value: str | None) -> str | None:
+        return value if value is None else storage.absolute(value)
+
+    @field_validator("resume")
+    @classmethod
+    def _absolute_resume(cls, value: str | None) -> str | None:
+        return value if value in (None, "latest") else storage.absolute(value)
+
+    @field_validator("data", "val_data")
+    @classmethod
+    def _absolute_sources(cls, value: str | None) -> str | None:
+        return value if value is None else storage.absolute_sources(value)
 
     @model_validator(mode="after")
     def _check_combinations(self) -> TrainConfig:

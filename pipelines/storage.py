@@ -83,6 +83,18 @@ def filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
     return fsspec.filesystem(protocol), path
 
 
+def absolute(uri: str) -> str:
+    """The same location with a plain local path made absolute (processes that change their working
+    directory, such as Ray Train workers, must not resolve it again); other URIs unchanged."""
+    split_protocol(uri)
+    return os.path.abspath(os.path.expanduser(uri)) if "://" not in uri else uri
+
+
+def absolute_sources(spec: str) -> str:
+    """`absolute` for each '::'-separated source of a shard pattern (braces are left as they are)."""
+    return "::".join(absolute(part.strip()) for part in spec.split("::") if part.strip())
+
+
 def is_local(uri: str) -> bool:
     return split_protocol(uri)[0] == "file"
 

@@ -67,16 +67,29 @@ for _scheme in ("s3", "memory"):  # webdataset 1.0 has no s3:// opener of its ow
     wds.gopen_schemes[_scheme] = _gopen_fsspec
 
 
-class _Skips:
-    """Samples skipped in this DataLoader process since the last batch."""
+MAX_UNREADABLE_IN_A_ROW = 1000  # with --resampled a stream of only unreadable shards would never end
 
-    def __init__(self) -> None:
+
+class _Skips:
+    """Samples skipped in this DataLoader process since the last batch, and how many failed in a row."""
+
+    def __init__(self, urls: list[str]) -> None:
         self.count = 0
+        self.in_a_row = 0
+        self.urls = urls
 
     def handler(self, error: Exception) -> bool:
         self.count += 1
+        self.in_a_row += 1
         log.warning("skipping unreadable data: %s", error)
+        if self.in_a_row >= MAX_UNREADABLE_IN_A_ROW:
+            raise ClipLineError(f"{self.in_a_row} unreadable samples or shards in a row, none readable "
+                                f"(last: {error}; shards e.g. {self.urls[0]})",
+                                "check that --data names readable WebDataset tars of image + txt samples")
         return True  # keep going
+
+    def readable(self) -> None:
+        self.in_a_row = 0
 
     def take(self) -> int:
         taken, self.count = self.count, 0
@@ -99,6 +112,7 @@ def _batches(samples, preprocess: Callable, tokenizer: Callable, batch_size: int
         except (OSError, ValueError, SyntaxError) as e:  # what Pillow raises for broken images
             skips.handler(e)
             continue
+        skips.readable()
         images.append(image)
         texts.append(text)
         if len(images) == batch_size:
@@ -119,7 +133,7 @@ class LoaderSpec:
 
 
 def _pipeline(spec: LoaderSpec, epoch: int, preprocess: Callable, tokenizer: Callable) -> wds.DataPipeline:
-    skips = _Skips()
+    skips = _Skips(spec.urls)
     seed = spec.seed + 1000 * epoch + spec.rank
     if spec.resampled:
         shards = wds.ResampledShards(spec.urls, seed=seed, deterministic=True)

@@ -167,6 +167,25 @@ def test_unreadable_shard_list_is_a_clear_error(tmp_path, digits):
         fit(config, plan_training(config), "junk")
 
 
+def test_resampled_unreadable_shards_stop_with_a_clear_error(tmp_path, digits):
+    (tmp_path / "junk.tar").write_bytes(b"this is not a tar file" * 100)
+    config = train_config(digits, tmp_path, data=str(tmp_path / "junk.tar"), resampled=True, data_workers=0)
+    with pytest.raises(Exception, match="unreadable samples or shards in a row"):
+        fit(config, plan_training(config), "junk-resampled")
+
+
+def test_relative_paths_are_made_absolute_before_workers_change_directory(digits, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = TrainConfig(data="shards/{0..1}.tar::s3://bucket/x.tar", output_uri="run", steps=1,
+                         init="ckpt", resume="older/step-1", val_data="val.tar",
+                         store=StoreConfig(results_uri="results"))
+    assert config.data == f"{tmp_path}/shards/{{0..1}}.tar::s3://bucket/x.tar"
+    assert (config.output_uri, config.init, config.resume) == (f"{tmp_path}/run", f"{tmp_path}/ckpt",
+                                                               f"{tmp_path}/older/step-1")
+    assert (config.val_data, config.store.results_uri) == (f"{tmp_path}/val.tar", f"{tmp_path}/results")
+    assert TrainConfig(data="a.tar", output_uri="s3://b/run", steps=1, resume="latest").resume == "latest"
+
+
 def test_locked_image_tower_stays_fixed(trained, digits, tmp_path):
     _, summary = trained
     config = train_config(digits, tmp_path, steps=3, lock_image=True, init=summary["checkpoint"], checkpoint_every=3)
