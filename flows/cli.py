@@ -21,6 +21,8 @@ VERBS: dict[str, tuple[str, str]] = {
     "ingest-videos": ("flows.commands.ingest_videos", "Crawl a video-text URL list into WebDataset shards of frames."),
     "train": ("flows.commands.train", "Train a CLIP-style model on WebDataset shards with Ray Train."),
     "eval": ("flows.commands.evaluate", "Evaluate checkpoints: zero-shot, retrieval, linear probes (clip_benchmark)."),
+    "distance": ("flows.commands.distance", "Wasserstein-1 distances between datasets in CLIP image and fastText "
+                 "caption embeddings."),
     "sql": ("flows.commands.sql", "Query the results store with read-only SQL (or a named query)."),
     "compact": ("flows.commands.compact", "Merge the results store's small Parquet files."),
 }

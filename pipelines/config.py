@@ -261,6 +261,37 @@ class TrainConfig(Config):
         return self
 
 
+TEMPORAL_HEADS = ("mean", "lstm", "transformer")  # keys of pipelines.models.temporal.TEMPORAL_HEADS
+
+
+class VideoTrainConfig(TrainConfig):
+    """Train a video-text model on video shards: a CLIP image tower on each frame, learned temporal position
+    embeddings and a temporal head over the frames, against the CLIP text tower (CLIP4Clip)."""
+
+    head: Literal["mean", "lstm", "transformer"] = Field(
+        default="transformer", description="Temporal head over the frame embeddings: mean (mean pooling, no "
+        "parameters: blind to frame order), lstm (an LSTM, residual), transformer (a Transformer encoder, residual).")
+    head_layers: int = Field(default=2, ge=1, description="Layers of the lstm or transformer head.")
+    num_frames: int = Field(default=8, ge=1, le=64, description="Frames per clip fed to the model; a clip stored "
+                            "with another count is sampled uniformly (frames repeat when it has fewer).")
+    freeze_image_tower: bool = Field(default=False, description="Train only the temporal head, the projections and "
+                                     "the temperature; the CLIP towers stay fixed.")
+    image_lr_scale: float = Field(default=1e-3, gt=0, le=1, description="Learning rate of the CLIP towers as a "
+                                  "fraction of --lr when they train (CLIP4Clip's coef_lr).")
+    augment: bool = Field(default=False, description="Not available for video: one random crop per clip is not "
+                          "implemented, and per-frame crops would jitter the clip. Must stay off.")
+    val_data: str | None = Field(default=None, description="Validation video shards: loss, text->video and "
+                                 "video->text recall@1/5/10 and median rank at each checkpoint.")
+
+    @model_validator(mode="after")
+    def _check_video(self) -> VideoTrainConfig:
+        if self.lock_image:
+            raise ValueError("lock_image is for image-text training; use freeze_image_tower")
+        if self.augment:
+            raise ValueError("augment is not available for video training; leave it off")
+        return self
+
+
 def default_cache_dir() -> str:
     """A local folder for caches clipline rebuilds when missing: $CLIPLINE_CACHE, else $CLIPLINE_HOME/cache when
     the home is local, else ~/.cache/clipline (memory-mapped files need a local disk)."""
@@ -289,8 +320,10 @@ class TransportConfig(Config):
 class FastTextConfig(Config):
     """Caption embeddings from fastText word vectors (pipelines/distance/text.py)."""
 
-    model_uri: str | None = Field(default=None, description="A fastText .bin model or a .vec/.vec.gz text file; "
-                                  "none: train a small model on the captions being compared.")
+    model_uri: str | None = Field(default=None, description="A fastText .bin model or a .vec/.vec.gz text file "
+                                  "(e.g. wiki-news-300d-1M-subword.vec); a caption's vector is the mean of its "
+                                  "words' vectors. None: train a small model on the captions being compared (and "
+                                  "record that).", json_schema_extra={"flag": "--text-model"})
     cache_dir: str = Field(default_factory=default_cache_dir, description="Local folder for the memory-mapped "
                            "copy of a .vec file (parsed once, keyed by its sha256) and for remote .bin files.")
     dim: int = Field(default=64, ge=2, description="Trained model: vector size.")
@@ -320,12 +353,79 @@ class DistanceConfig(Config):
                                     "distance (the same n for all pairs: W1 between samples shrinks as n grows). "
                                     "Each dataset needs 2n points, for its split-half self baseline. None: the "
                                     "largest n every dataset allows.")
-    num_resamples: int = Field(default=20, ge=0, description="Fresh subsamples per distance for the percentile "
-                               "interval; 0: no interval.")
+    num_resamples: int = Field(default=0, ge=0, description="Fresh subsamples per distance for a percentile "
+                               "interval (ci_low, ci_high); 0: no interval.", json_schema_extra={"flag": "--bootstrap"})
     ci_level: float = Field(default=0.95, gt=0, lt=1, description="Interval coverage.")
     seed: int = Field(default=0, description="Seed for subsamples and sliced directions.")
     transport: TransportConfig = Field(default_factory=TransportConfig)
     fasttext: FastTextConfig = Field(default_factory=FastTextConfig)
+
+
+EMBEDDING_SPACES = ("clip_image", "fasttext_text")
+
+
+class DatasetDistanceConfig(Config):
+    """Embed a seeded sample of each dataset (CLIP image features of sampled frames, fastText caption vectors)
+    and compute Wasserstein-1 distances between every pair, with split-half self baselines."""
+
+    datasets: list[str] = Field(min_length=2, description="Datasets as NAME=SHARDS: clipline image or video shards "
+                                "(a folder of .tar, a .tar, or a brace pattern; local or s3://).")
+    samples: int = Field(default=1000, ge=2, description="Items (images or videos) drawn per dataset with --seed; a "
+                         "dataset with fewer is used whole. Distances compare n = half of the smallest sample per "
+                         "dataset (the other half is its self baseline) unless --num-samples says otherwise.")
+    frames_per_video: int = Field(default=1, ge=1, description="Video samples: random frames of each video "
+                                  "embedded (each one a point of the image space).")
+    spaces: list[Literal["clip_image", "fasttext_text"]] = Field(
+        default=list(EMBEDDING_SPACES), min_length=1, description="Embedding spaces compared: clip_image (needs "
+        "--image-encoder) and fasttext_text.", json_schema_extra={"flag": "--space"})
+    image_encoder: str | None = Field(default=None, description="The CLIP image tower: a clipline checkpoint "
+                                      "(RUN/checkpoints/step-N), a run folder (its latest checkpoint), a local-dir: "
+                                      "folder, or an open_clip model name with --pretrained.")
+    pretrained: str | None = Field(default=None, description="Weights for an --image-encoder given as an open_clip "
+                                   "model name (a file path).")
+    batch_size: int = Field(default=64, ge=1, description="Images embedded per forward pass.")
+    workers: int = Field(default=0, ge=0, description="Datasets embedded at once as Ray tasks, the CPUs split "
+                         "between them; 0 embeds them one after another in this process.")
+    gpu: bool = Field(default=False, description="Embed on the CUDA device.")
+    top_words: int = Field(default=20, ge=0, description="Most frequent caption words stored per dataset (English "
+                           "stop words left out).")
+    output_uri: str | None = Field(default=None, description="Folder for the heatmap PNGs (default: "
+                                   "distances/RUN_ID beside the results store).", json_schema_extra={"flag": "--out"})
+    distance: DistanceConfig = Field(default_factory=DistanceConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+
+    @field_validator("datasets")
+    @classmethod
+    def _named(cls, value: list[str]) -> list[str]:
+        names = []
+        for item in value:
+            name, sep, spec = item.partition("=")
+            if not sep or not name.strip() or not spec.strip():
+                raise ValueError(f"dataset {item!r} is not NAME=SHARDS (e.g. laion=data/laion/{{00000..00009}}.tar)")
+            storage.split_protocol(spec.split("::")[0].strip())
+            names.append(name.strip())
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"dataset name {repeated[0]!r} is given twice; names must be unique")
+        # Ray workers may not share this working directory: local paths are made absolute.
+        return [f"{name}={storage.absolute_sources(item.partition('=')[2].strip())}"
+                for name, item in zip(names, value, strict=True)]
+
+    @field_validator("output_uri")
+    @classmethod
+    def _check_out(cls, value: str | None) -> str | None:
+        return value if value is None else storage.absolute(value)
+
+    @model_validator(mode="after")
+    def _check_spaces(self) -> DatasetDistanceConfig:
+        if "clip_image" in self.spaces and not self.image_encoder:
+            raise ValueError("the clip_image space needs --image-encoder CKPT (or compare captions only with "
+                             "--space fasttext_text)")
+        return self
+
+    def named_datasets(self) -> dict[str, str]:
+        """Dataset name -> shard spec, in the order given."""
+        return dict(item.split("=", 1) for item in self.datasets)
 
 
 PROMPT_STRATEGIES = ("single", "ensemble", "vote")
@@ -398,3 +498,20 @@ class EvalConfig(Config):
     def strategies(self) -> list[str]:
         """The prompt strategies to run: `all` expands to every one."""
         return list(PROMPT_STRATEGIES) if self.strategy == "all" else [self.strategy]
+
+
+class ReportConfig(Config):
+    """Render the results store as one static, self-contained HTML page (charts inline, no network)."""
+
+    output_uri: str = Field(default="report.html", validate_default=True, description="Where the HTML page goes "
+                            "(path or s3://).", json_schema_extra={"flag": "--out"})
+    max_runs: int = Field(default=10, ge=1, description="Training runs drawn in the curves, newest first.")
+    max_confusions: int = Field(default=6, ge=0, description="Confusion matrices drawn (latest classification "
+                                "evaluations first).")
+    max_examples: int = Field(default=6, ge=0, description="Retrieval examples shown with thumbnails.")
+    store: StoreConfig = Field(default_factory=StoreConfig)
+
+    @field_validator("output_uri")
+    @classmethod
+    def _check_out(cls, value: str) -> str:
+        return storage.absolute(_valid_uri(value))

@@ -119,6 +119,15 @@ def exists(uri: str) -> bool:
     return fs.exists(path)
 
 
+def is_dir(uri: str) -> bool:
+    """True for an existing folder (or S3 prefix); False for anything else, a malformed URI included."""
+    try:
+        fs, path = filesystem(uri)
+        return fs.isdir(path)
+    except (ClipLineError, OSError):
+        return False
+
+
 def glob(uri_pattern: str) -> list[str]:
     """Sorted URIs matching a glob pattern."""
     fs, path = filesystem(uri_pattern)

@@ -39,6 +39,15 @@ def expand_shards(spec: str) -> list[str]:
     return urls
 
 
+def shard_uris(spec: str) -> list[str]:
+    """The existing shards of a spec: a folder (its *.tar, sorted), a .tar, or brace patterns joined by '::'."""
+    uris = sorted(storage.glob(storage.join(spec, "*.tar"))) if storage.is_dir(spec) else expand_shards(spec)
+    if not uris:
+        raise ClipLineError(f"no .tar shards in the folder {spec}", "point at a folder of WebDataset shards")
+    check_shards(uris)
+    return uris
+
+
 def check_shards(urls: list[str]) -> None:
     """Fail before training if any shard is missing."""
     missing = [u for u in urls if not storage.exists(u)]

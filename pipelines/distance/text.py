@@ -158,8 +158,10 @@ def _vocabulary(captions: Mapping[str, Sequence[str]]) -> set[str]:
     return {t for caps in captions.values() for c in caps for t in tokenize(c)}
 
 
-def top_words(captions: Iterable[str], k: int = 20, stop_words: Collection[str] = ()) -> list[tuple[str, int]]:
-    """The k most frequent tokens of `captions` with their counts, most frequent first (ties: alphabetical).
+def top_words(captions: Iterable[str], k: int | None = 20,
+              stop_words: Collection[str] = ()) -> list[tuple[str, int]]:
+    """The k most frequent tokens of `captions` (all with k None) with their counts, most frequent first (ties:
+    alphabetical).
 
     Pass `english_stop_words()` to drop "a", "the", "of" and the like.
     """

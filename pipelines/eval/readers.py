@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipelines import storage
-from pipelines.data.loader import check_shards, expand_shards
+from pipelines.data.loader import check_shards, shard_uris
 from pipelines.errors import ClipLineError
 from pipelines.eval.sources import IMAGE_EXTS, ImageSource, TarSample, index_tar
 
@@ -103,14 +103,8 @@ def _read_clip_benchmark(root: str, options: ReadOptions) -> RawDataset:
                       _optional_lines(storage.join(root, TEMPLATES_FILE)), train)
 
 
-def _shard_uris(spec: str) -> list[str]:
-    uris = storage.glob(storage.join(spec, "*.tar")) if _is_folder(spec) else expand_shards(spec)
-    check_shards(uris)
-    return uris
-
-
 def _read_shards(spec: str, options: ReadOptions) -> RawDataset:
-    uris = _shard_uris(spec)
+    uris = shard_uris(spec)
     classnames = _optional_lines(storage.join(posixpath.dirname(uris[0]), CLASSNAMES_FILE)) if uris else None
     return RawDataset(_tar_refs(uris, _json_label), classnames)
 
@@ -154,14 +148,6 @@ def _read_csv(uri: str, options: ReadOptions) -> RawDataset:
     return RawDataset(tuple(samples))
 
 
-def _is_folder(spec: str) -> bool:
-    try:
-        fs, path = storage.filesystem(spec)
-        return fs.isdir(path)
-    except (ClipLineError, OSError):
-        return False
-
-
 def _exists(uri: str) -> bool:
     try:
         return storage.exists(uri)
@@ -171,7 +157,7 @@ def _exists(uri: str) -> bool:
 
 def _looks_like_shards(spec: str) -> bool:
     return ("{" in spec or "::" in spec or spec.endswith(".tar")
-            or (_is_folder(spec) and bool(storage.glob(storage.join(spec, "*.tar")))))
+            or (storage.is_dir(spec) and bool(storage.glob(storage.join(spec, "*.tar")))))
 
 
 @dataclass(frozen=True)
@@ -185,7 +171,7 @@ READERS: dict[str, Reader] = {
     "clip-benchmark": Reader(lambda s, o: _exists(storage.join(s, o.split, "nshards.txt")), _read_clip_benchmark),
     "csv": Reader(lambda s, o: s.lower().endswith(".csv"), _read_csv),
     "shards": Reader(lambda s, o: _looks_like_shards(s), _read_shards),
-    "folder": Reader(lambda s, o: _is_folder(s) and bool(_subfolders(s)), _read_folder),
+    "folder": Reader(lambda s, o: storage.is_dir(s) and bool(_subfolders(s)), _read_folder),
 }
 
 

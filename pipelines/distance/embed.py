@@ -1,0 +1,69 @@
+"""Points of the two embedding spaces: CLIP image features of the drawn images or frames, fastText caption vectors.
+
+The image side uses evaluation's `load_encoder` + `embed_images`, so a point
+here is exactly the feature an evaluation scores. With `workers` > 0 each
+dataset is embedded by a Ray task that loads the encoder itself and gets its
+share of the CPUs as torch threads; only the (n, d) arrays come back.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+import numpy as np
+import ray
+from tqdm import tqdm
+
+from pipelines.compute import cluster_cpus, ensure_ray
+from pipelines.config import DatasetDistanceConfig
+from pipelines.distance.datasets import DatasetSample, read_members
+from pipelines.distance.text import CaptionEmbeddings, embed_captions
+from pipelines.eval.checkpoints import CheckpointRef
+from pipelines.eval.features import Encoder, embed_images, load_encoder, torch_threads
+
+log = logging.getLogger(__name__)
+
+EMBED_TASK_RETRIES = 1
+
+
+def embed_sample_images(encoder: Encoder, sample: DatasetSample, batch_size: int) -> np.ndarray:
+    """(number of images picked, d) unit vectors of one dataset's drawn images or frames."""
+    refs = sample.image_refs()
+    images = tqdm(read_members(refs), total=len(refs), desc=f"embed {sample.name}", unit="img", mininterval=2,
+                  disable=None)
+    return embed_images(encoder, images, batch_size)
+
+
+@ray.remote(max_retries=EMBED_TASK_RETRIES)
+def _embed_task(ref: CheckpointRef, sample: DatasetSample, batch_size: int, gpu: bool, threads: int) -> np.ndarray:
+    logging.basicConfig(level=logging.INFO)
+    with torch_threads(threads):
+        return embed_sample_images(load_encoder(ref, gpu=gpu), sample, batch_size)
+
+
+def embed_image_space(ref: CheckpointRef, samples: Mapping[str, DatasetSample],
+                      config: DatasetDistanceConfig) -> dict[str, np.ndarray]:
+    """Every dataset's image points, in this process or as Ray tasks (`config.workers` at once)."""
+    if config.workers == 0:
+        encoder = load_encoder(ref, gpu=config.gpu)
+        return {name: embed_sample_images(encoder, sample, config.batch_size) for name, sample in samples.items()}
+    ensure_ray()
+    threads = max(1, cluster_cpus() // config.workers)
+    log.info("embedding %d datasets on Ray, %d at once with %d CPU(s) each", len(samples), config.workers, threads)
+    options = {"num_cpus": threads, "num_gpus": 1 if config.gpu else 0}
+    names, pending, running, done = list(samples), list(samples), {}, {}
+    while pending or running:
+        while pending and len(running) < config.workers:
+            name = pending.pop(0)
+            task = _embed_task.options(**options).remote(ref, samples[name], config.batch_size, config.gpu, threads)
+            running[task] = name
+        ready, _ = ray.wait(list(running), num_returns=1)
+        for task in ready:
+            done[running.pop(task)] = ray.get(task)
+    return {name: done[name] for name in names}
+
+
+def embed_text_space(samples: Mapping[str, DatasetSample], config: DatasetDistanceConfig) -> CaptionEmbeddings:
+    """Every dataset's caption vectors in one fastText space (a given model, or one trained on all captions)."""
+    return embed_captions({name: sample.captions for name, sample in samples.items()}, config.distance.fasttext)
