@@ -41,11 +41,11 @@ def _excess(rows: list[tuple], a: str, b: str) -> float:
     return next(excess for x, y, excess in rows if {x, y} == {a, b})
 
 
-def test_distances_in_both_spaces_land_in_the_store_with_self_baselines(prefect_server, checkpoint, datasets,
-                                                                        tmp_path, capsys):
+def test_distances_in_both_spaces_land_in_the_store_with_self_baselines(prefect_server, ray_cluster, checkpoint,
+                                                                        datasets, tmp_path, capsys):
     results, out = str(tmp_path / "results"), tmp_path / "heatmaps"
     status = main(["distance", "--datasets", *(f"{k}={v}" for k, v in datasets.items()), "--image-encoder",
-                   checkpoint, "--frames-per-video", "2", "--method", "exact", "--bootstrap", "3", "--out", str(out),
+                   checkpoint, "--frames-per-video", "2", "--workers", "2", "--method", "exact", "--bootstrap", "3", "--out", str(out),
                    "--results-uri", results, "--json"])
     assert status == 0
     result = json.loads(capsys.readouterr().out)

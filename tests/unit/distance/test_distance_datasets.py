@@ -60,3 +60,22 @@ def test_a_dataset_without_captioned_images_is_an_error_naming_it(tmp_path):
     write_frame_shard(str(tmp_path / "00000.tar"), [([b"not used"], "")])
     with pytest.raises(ClipLineError, match="dataset empty .* has no sample with both an image and a caption"):
         index_dataset("empty", str(tmp_path))
+
+
+def test_image_points_are_the_encoders_features_of_the_picked_frames(tmp_path, video_shard):
+    from pipelines.config import DatasetDistanceConfig
+    from pipelines.distance.embed import embed_image_space
+    from pipelines.eval.checkpoints import resolve_checkpoint
+    from pipelines.eval.features import embed_images, load_encoder
+    from pipelines.models.registry import build_model
+    from pipelines.train.checkpoint import save_checkpoint
+
+    built = build_model("clipline-tiny", augment=False)
+    uri = save_checkpoint(str(tmp_path / "run"), 1, built.model,
+                          {"model_cfg": built.model_cfg, "preprocess_cfg": built.preprocess_cfg}, {"step": 1})
+    sample = draw("cars", index_shard(video_shard), 3, frames_per_video=2, seed=1)
+    config = DatasetDistanceConfig(datasets=["cars=x", "other=y"], image_encoder=uri, batch_size=4)
+    points = embed_image_space(resolve_checkpoint(uri, None), {"cars": sample}, config)["cars"]
+    expected = embed_images(load_encoder(uri), list(read_members(sample.image_refs())))
+    assert points.shape == (6, built.model_cfg["embed_dim"])
+    assert abs(points - expected).max() < 1e-5
