@@ -5,8 +5,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEPS_STAMP := $(VENV)/.deps-$(shell sha256sum pyproject.toml | cut -c1-16)
 PYTEST_ARGS ?=
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install demo test lint bench-ingest bench-train bench-ingest-videos bench-distance bench-eval serve clean
+.PHONY: install browser demo test lint bench-ingest bench-train bench-ingest-videos bench-distance bench-eval serve clean
 
 install: $(DEPS_STAMP)
 	@# The project itself is (re)linked on every call: a venv kept outside the
@@ -26,8 +27,13 @@ $(DEPS_STAMP): pyproject.toml
 demo: install
 	$(BIN)/python -m flows.demo
 
-test: install
+test: install browser
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The report's test opens the page in headless Chromium: Debian's package, installed once (Playwright's
+# browsers would come from a CDN). Needs root, or sudo.
+browser:
+	test -x /usr/bin/chromium || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; }
 
 lint: install
 	$(BIN)/ruff check flows tasks pipelines tests bench

@@ -25,6 +25,7 @@ VERBS: dict[str, tuple[str, str]] = {
                  "caption embeddings."),
     "sql": ("flows.commands.sql", "Query the results store with read-only SQL (or a named query)."),
     "compact": ("flows.commands.compact", "Merge the results store's small Parquet files."),
+    "report": ("flows.commands.report", "Render the results store as one static HTML page (charts inline)."),
 }
 
 EXIT_USAGE = 2

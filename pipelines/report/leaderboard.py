@@ -1,0 +1,14 @@
+"""The evaluation leaderboard: the latest score of each (checkpoint, dataset, task, strategy)."""
+
+from __future__ import annotations
+
+from pipelines.config import ReportConfig
+from pipelines.report import html
+from pipelines.report.store import named_rows
+
+
+def render(config: ReportConfig) -> str:
+    rows = named_rows(config.store.results_uri, "leaderboard")
+    if not rows:
+        return html.no_runs("`clipline eval` writes zero-shot, retrieval and linear-probe scores here.")
+    return html.table(rows)

@@ -1,0 +1,46 @@
+"""Retrieval examples: for a few images, a thumbnail, its own caption and the five captions the model ranked first."""
+
+from __future__ import annotations
+
+from itertools import groupby
+
+from pipelines.config import ReportConfig
+from pipelines.errors import ClipLineError
+from pipelines.report import html
+from pipelines.report.store import named_rows
+from pipelines.report.thumbnails import thumbnails
+
+
+def _ranked(row: dict) -> str:
+    items = "".join(
+        f'<li class="{"hit" if label == row["caption"] else "miss"}">{html.escape(label)} '
+        f'<span class="score">{score:.3f}</span></li>'
+        for label, score in zip(row["top5_labels"] or [], row["top5_scores"] or [], strict=False))
+    return f"<ol>{items}</ol>"
+
+
+def _example(row: dict, images: dict[str, bytes]) -> str:
+    image = html.png(images[row["key"]], row["key"], "thumb") if row["key"] in images else ""
+    verdict = "own caption first" if row["correct"] else "own caption not first"
+    return (f'<div class="example">{image}<p><b>{html.escape(row["key"])}</b> · {verdict}</p>'
+            f'<p class="caption">{html.escape(row["caption"] or "")}</p>{_ranked(row)}</div>')
+
+
+def _evaluation(dataset: str, checkpoint: str, rows: list[dict]) -> str:
+    try:
+        images = thumbnails(dataset, [r["key"] for r in rows])
+        missing = "" if images else html.note(f"No thumbnails: the samples of {dataset} are not readable files "
+                                              "or tar members here.")
+    except ClipLineError as e:
+        images, missing = {}, html.note(f"Thumbnails skipped: {e}")
+    examples = "".join(_example(r, images) for r in rows)
+    return f'{html.heading(f"{dataset} · {checkpoint}")}{missing}<div class="examples">{examples}</div>'
+
+
+def render(config: ReportConfig) -> str:
+    rows = named_rows(config.store.results_uri, "retrieval_examples")
+    if not rows:
+        return html.no_runs("`clipline eval --task retrieval` writes the ranked captions shown here.")
+    groups = groupby(rows, key=lambda r: (r["dataset"], r["checkpoint"]))
+    return "".join(_evaluation(dataset, checkpoint, list(group)[:config.max_examples])
+                   for (dataset, checkpoint), group in groups)

@@ -1,0 +1,40 @@
+"""Thumbnails of evaluation samples, read from where the evaluation read them (a tar member or a file)."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Sequence
+
+from PIL import Image, UnidentifiedImageError
+
+from pipelines.eval.readers import ReadOptions, read_raw
+from pipelines.eval.sources import read_images
+
+log = logging.getLogger(__name__)
+
+
+def _thumbnail(data: bytes, size: int) -> bytes:
+    image = Image.open(io.BytesIO(data)).convert("RGB")
+    image.thumbnail((size, size))
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def thumbnails(dataset_spec: str, keys: Sequence[str], size: int = 160) -> dict[str, bytes]:
+    """key -> PNG thumbnail for the `keys` of an evaluation dataset that can be read offline.
+
+    Raises ClipLineError when the dataset itself cannot be read. Samples behind http(s) URLs are left out:
+    the report is built offline, and a slow host would stall it.
+    """
+    _, raw = read_raw(dataset_spec, ReadOptions())
+    sources = {s.key: s.source for s in raw.samples}
+    wanted = [k for k in dict.fromkeys(keys) if k in sources and sources[k].via != "url"]
+    found = {}
+    for index, data in read_images([sources[k] for k in wanted]):
+        try:
+            found[wanted[index]] = _thumbnail(data, size) if data is not None else None
+        except (UnidentifiedImageError, OSError) as e:
+            log.warning("sample %s of %s is no readable image: %s", wanted[index], dataset_spec, e)
+    return {k: v for k, v in found.items() if v is not None}

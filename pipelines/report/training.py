@@ -1,0 +1,49 @@
+"""Training curves: loss, learning rate and logit scale by step, one line per run."""
+
+from __future__ import annotations
+
+from itertools import groupby
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from pipelines.config import ReportConfig
+from pipelines.report import html
+from pipelines.report.store import named_rows
+
+CURVES = {"loss": "loss", "lr": "learning rate", "logit_scale": "logit scale"}  # metric name -> axis title
+
+
+def _runs(rows: list[dict], max_runs: int) -> dict[str, dict[str, tuple[list, list]]]:
+    """run_id -> metric name -> (steps, values), for the newest `max_runs` runs (rows come newest first)."""
+    runs: dict[str, dict[str, tuple[list, list]]] = {}
+    for (run_id, name), group in groupby(rows, key=lambda r: (r["run_id"], r["name"])):
+        if run_id not in runs and len(runs) == max_runs:
+            break
+        points = list(group)
+        runs.setdefault(run_id, {})[name] = ([p["step"] for p in points], [p["value"] for p in points])
+    return runs
+
+
+def _figure(runs: dict[str, dict[str, tuple[list, list]]]) -> Figure:
+    figure = Figure(figsize=(12, 3.4))
+    FigureCanvasAgg(figure)
+    for index, (name, title) in enumerate(CURVES.items()):
+        axes = figure.add_subplot(1, len(CURVES), index + 1)
+        for run_id, curves in runs.items():
+            if name in curves:
+                axes.plot(*curves[name], label=run_id[:12], linewidth=1.2)
+        axes.set(title=title, xlabel="step")
+        axes.grid(alpha=0.3)
+    figure.axes[0].legend(fontsize=7, title="run", title_fontsize=7)
+    figure.tight_layout()
+    return figure
+
+
+def render(config: ReportConfig) -> str:
+    rows = named_rows(config.store.results_uri, "train_curves")
+    if not rows:
+        return html.no_runs("`clipline train` writes loss, learning rate and logit scale here.")
+    runs = _runs(rows, config.max_runs)
+    shown = html.note(f"The newest {len(runs)} runs (--max-runs).") if len(runs) == config.max_runs else ""
+    return html.svg(_figure(runs), "training") + shown

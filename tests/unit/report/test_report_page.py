@@ -1,0 +1,59 @@
+"""The report page: every section filled from a real store, "no runs yet" on an empty one, nothing fetched."""
+
+from __future__ import annotations
+
+import re
+
+from flows.cli import main
+from pipelines.config import ReportConfig, StoreConfig
+from pipelines.report.page import SECTIONS, render_page
+from pipelines.store.writer import ResultsWriter, now
+
+
+def _sections(page: str) -> dict[str, str]:
+    return dict(re.findall(r'<section id="([^"]+)">(.*?)</section>', page, flags=re.S))
+
+
+def test_every_section_of_a_filled_store_shows_its_data(filled_report):
+    sections = _sections(filled_report.read_text())
+    assert list(sections) == list(SECTIONS)
+    assert not [name for name, body in sections.items() if "No runs yet" in body]
+    assert sections["training"].count("<svg") == 1 and "run-large" in sections["training"]
+    assert "ckpt-a" in sections["leaderboard"] and "0.67" in sections["leaderboard"]
+    assert sections["per-class"].count("<tr>") == 1 + 6  # header + 3 classes x 2 checkpoints
+    assert sections["confusion"].count("data:image/png") == 2
+    assert sections["retrieval"].count('class="thumb"') == 12  # 6 images x 2 checkpoints, each resolved
+    assert sections["distances"].count("data:image/png") == 4  # W1 and excess, per space
+    assert "<svg" in sections["ingest"] and "HTTP 404" in sections["ingest"]
+
+
+def test_page_is_self_contained(filled_report):
+    page = filled_report.read_text()
+    assert "<script" not in page
+    assert not re.findall(r'(?:src|href)="(?!data:|#)', page)  # every resource inline, every link an anchor
+
+
+def test_empty_store_says_no_runs_yet_in_every_section(empty_report):
+    sections = _sections(empty_report.read_text())
+    assert list(sections) == list(SECTIONS)
+    assert all("No runs yet" in body for body in sections.values())
+
+
+def test_retrieval_examples_whose_dataset_is_gone_say_so_and_skip_thumbnails(tmp_path):
+    results = str(tmp_path / "results")
+    common = {"run_id": "r", "checkpoint": "c", "dataset": str(tmp_path / "gone"), "task": "retrieval",
+              "strategy": None}
+    with ResultsWriter(StoreConfig(results_uri=results)) as writer:
+        writer.append("eval_results", [{**common, "metric": "image_retrieval_recall@1", "value": 1.0, "time": now()}])
+        writer.append("predictions", [{**common, "key": "k1", "true_label": "a cat", "predicted_label": "a cat",
+                                       "correct": True, "top5_labels": ["a cat"], "top5_scores": [0.9]}])
+    retrieval = _sections(render_page(ReportConfig(store=StoreConfig(results_uri=results))))["retrieval"]
+    assert "Thumbnails skipped" in retrieval and "does not exist" in retrieval
+    assert "a cat" in retrieval and 'class="thumb"' not in retrieval
+
+
+def test_cli_writes_the_report_and_says_where(tmp_path, capsys):
+    out = tmp_path / "out" / "report.html"
+    assert main(["report", "--results-uri", str(tmp_path / "results"), "--out", str(out)]) == 0
+    assert out.read_text().startswith("<!DOCTYPE html>")
+    assert str(out) in capsys.readouterr().out
