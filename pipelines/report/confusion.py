@@ -21,9 +21,12 @@ class Evaluation:
     checkpoint: str
 
     @property
+    def task_title(self) -> str:
+        return f"{self.task} ({self.strategy})" if self.strategy else self.task
+
+    @property
     def title(self) -> str:
-        task = f"{self.task} ({self.strategy})" if self.strategy else self.task
-        return f"{self.dataset} · {task} · {self.checkpoint}"
+        return f"{self.dataset} · {self.task_title} · {self.checkpoint}"
 
 
 def _evaluation(row: dict) -> Evaluation:
@@ -37,7 +40,7 @@ def _matrix_png(evaluation: Evaluation, cells: list[dict]) -> bytes:
     counts = [c["samples"] for c in cells]
     labels = np.repeat([index[c["true_label"]] for c in cells], counts)
     predicted = np.repeat([index[c["predicted_label"]] for c in cells], counts)
-    return confusion_png(labels, predicted, classnames, evaluation.title)
+    return confusion_png(labels, predicted, classnames, evaluation.task_title)  # the heading names the rest
 
 
 def render(config: ReportConfig) -> str:

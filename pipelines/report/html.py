@@ -43,7 +43,7 @@ def table(rows: Sequence[dict], columns: Sequence[str] | None = None, drop_empty
                    for r in rows[:MAX_TABLE_ROWS])
     cut = len(rows) - MAX_TABLE_ROWS
     more = note(f"{cut} more rows not shown; `clipline sql` returns them all.") if cut > 0 else ""
-    return f'<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}'
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>{more}'
 
 
 def note(text: str) -> str:

@@ -14,7 +14,7 @@ MAX_DOMAINS = 15  # bars in the success-rate chart, largest domains first
 
 def _domain_chart(rows: list[dict]) -> str:
     shown = rows[:MAX_DOMAINS][::-1]  # largest at the top
-    figure = Figure(figsize=(8, 0.6 + 0.3 * len(shown)))
+    figure = Figure(figsize=(8, 1.6 + 0.3 * len(shown)))  # room for the title and axis label
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     labels = [f"{r['domain'] or '(no domain)'} ({r['samples']})" for r in shown]

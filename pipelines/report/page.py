@@ -35,6 +35,7 @@ STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
 nav a { margin-right: 1em; }
 section { border-top: 1px solid #ccc; margin-top: 2em; }
+.scroll { overflow-x: auto; }
 table { border-collapse: collapse; font-size: 12px; margin: 0.5em 0; }
 th, td { border: 1px solid #ddd; padding: 2px 6px; text-align: left; }
 th { background: #f3f3f3; }

@@ -15,13 +15,13 @@ def _ranked(row: dict) -> str:
     items = "".join(
         f'<li class="{"hit" if label == row["caption"] else "miss"}">{html.escape(label)} '
         f'<span class="score">{score:.3f}</span></li>'
-        for label, score in zip(row["top5_labels"] or [], row["top5_scores"] or [], strict=False))
+        for label, score in zip(row["top5_labels"] or [], row["top5_scores"] or [], strict=True))
     return f"<ol>{items}</ol>"
 
 
 def _example(row: dict, images: dict[str, bytes]) -> str:
     image = html.png(images[row["key"]], row["key"], "thumb") if row["key"] in images else ""
-    verdict = "own caption first" if row["correct"] else "own caption not first"
+    verdict = "its own caption ranked first" if row["correct"] else "another image's caption ranked first"
     return (f'<div class="example">{image}<p><b>{html.escape(row["key"])}</b> · {verdict}</p>'
             f'<p class="caption">{html.escape(row["caption"] or "")}</p>{_ranked(row)}</div>')
 

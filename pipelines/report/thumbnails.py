@@ -33,8 +33,10 @@ def thumbnails(dataset_spec: str, keys: Sequence[str], size: int = 160) -> dict[
     wanted = [k for k in dict.fromkeys(keys) if k in sources and sources[k].via != "url"]
     found = {}
     for index, data in read_images([sources[k] for k in wanted]):
+        if data is None:
+            continue  # read_images has logged why
         try:
-            found[wanted[index]] = _thumbnail(data, size) if data is not None else None
+            found[wanted[index]] = _thumbnail(data, size)
         except (UnidentifiedImageError, OSError) as e:
             log.warning("sample %s of %s is no readable image: %s", wanted[index], dataset_spec, e)
-    return {k: v for k, v in found.items() if v is not None}
+    return found

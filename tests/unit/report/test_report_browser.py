@@ -14,6 +14,7 @@ PROBE = """({
     svgPaths: [...document.querySelectorAll('svg')].map(s => s.querySelectorAll('path').length),
     images: [...document.images].map(i => [i.complete, i.naturalWidth, i.naturalHeight]),
     empty: [...document.querySelectorAll('p.empty')].filter(p => p.offsetHeight > 0).length,
+    overflow: document.documentElement.scrollWidth > document.documentElement.clientWidth,
 })"""
 
 
@@ -31,13 +32,14 @@ def test_filled_report_renders_every_chart_without_console_errors(filled_report,
     assert len(report.probe["images"]) == 2 + 12 + 4  # confusion matrices, thumbnails, heatmaps
     assert all(done and width > 0 and height > 0 for done, width, height in report.probe["images"])
     assert report.probe["empty"] == 0
+    assert not report.probe["overflow"]  # wide tables scroll in place; the page itself does not
     assert _colours(report.screenshot_png) > 100  # charts drawn, not a blank page
 
 
 def test_empty_report_renders_without_console_errors(empty_report):
     report = inspect_page(empty_report.as_uri(), PROBE)
     assert report.console_errors == []
-    assert report.probe == {"svgPaths": [], "images": [], "empty": len(SECTIONS)}
+    assert report.probe == {"svgPaths": [], "images": [], "empty": len(SECTIONS), "overflow": False}
 
 
 def test_console_errors_and_broken_images_are_caught(tmp_path):

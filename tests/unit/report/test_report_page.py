@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import re
 
+from report_store import fill_store
+
 from flows.cli import main
+from pipelines import storage
 from pipelines.config import ReportConfig, StoreConfig
-from pipelines.report.page import SECTIONS, render_page
+from pipelines.report.page import SECTIONS, render_page, write_report
 from pipelines.store.writer import ResultsWriter, now
 
 
@@ -57,3 +60,11 @@ def test_cli_writes_the_report_and_says_where(tmp_path, capsys):
     assert main(["report", "--results-uri", str(tmp_path / "results"), "--out", str(out)]) == 0
     assert out.read_text().startswith("<!DOCTYPE html>")
     assert str(out) in capsys.readouterr().out
+
+
+def test_report_reads_a_store_on_s3_and_writes_the_page_there(s3_uri, tmp_path):
+    fill_store(f"{s3_uri}/results", tmp_path / "shards")
+    config = ReportConfig(output_uri=f"{s3_uri}/reports/report.html",
+                          store=StoreConfig(results_uri=f"{s3_uri}/results"))
+    sections = _sections(storage.read_text(write_report(config)))
+    assert not [name for name, body in sections.items() if "No runs yet" in body]
