@@ -1,4 +1,4 @@
-"""The `clipline` command: one verb per flow, plus `sql` and `compact` for the results store.
+"""The `clipline` command: one verb per flow, plus `sql`, `compact` and `report` for the results store.
 
 Verb modules are imported only when used, so `clipline sql` starts without
 loading torch, Ray or Prefect.
