@@ -506,9 +506,10 @@ class ReportConfig(Config):
     output_uri: str = Field(default="report.html", validate_default=True, description="Where the HTML page goes "
                             "(path or s3://).", json_schema_extra={"flag": "--out"})
     max_runs: int = Field(default=10, ge=1, description="Training runs drawn in the curves, newest first.")
-    max_confusions: int = Field(default=6, ge=0, description="Confusion matrices drawn (latest classification "
+    max_confusions: int = Field(default=6, ge=1, description="Confusion matrices drawn (latest classification "
                                 "evaluations first).")
-    max_examples: int = Field(default=6, ge=0, description="Retrieval examples shown with thumbnails.")
+    max_examples: int = Field(default=6, ge=1, description="Retrieval examples shown with thumbnails, per "
+                              "evaluated (checkpoint, dataset); at most 8 (sql/queries/retrieval_examples.sql).")
     store: StoreConfig = Field(default_factory=StoreConfig)
 
     @field_validator("output_uri")
