@@ -20,6 +20,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "ingest": ("flows.commands.ingest", "Crawl an image-text URL list into WebDataset shards (img2dataset-style)."),
     "ingest-videos": ("flows.commands.ingest_videos", "Crawl a video-text URL list into WebDataset shards of frames."),
     "train": ("flows.commands.train", "Train a CLIP-style model on WebDataset shards with Ray Train."),
+    "train-video": ("flows.commands.train_video", "Train a video-text model: CLIP towers plus a temporal head."),
     "eval": ("flows.commands.evaluate", "Evaluate checkpoints: zero-shot, retrieval, linear probes (clip_benchmark)."),
     "distance": ("flows.commands.distance", "Wasserstein-1 distances between datasets in CLIP image and fastText "
                  "caption embeddings."),

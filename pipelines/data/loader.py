@@ -1,14 +1,17 @@
-"""WebDataset shards -> batches of (images, tokens, skipped) for one training worker.
+"""WebDataset shards -> batches of (inputs, tokens, skipped) for one training worker.
 
 Shards are split between training workers (rank r of W takes shards r, r+W, ...)
 and again between DataLoader processes, or resampled with replacement
 (`resampled`). A sample that does not decode, or a tar that breaks off, is
 skipped with a warning and counted; the count travels with each batch so the
 loop can log it. `s3://` and `memory://` shards are read through fsspec.
+What a sample becomes is the `decode` given (`image_sample` here; video clips
+in pipelines.data.video_loader).
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
@@ -28,7 +31,8 @@ from pipelines.errors import ClipLineError
 log = logging.getLogger(__name__)
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
-Batch = tuple[torch.Tensor, torch.Tensor, int]  # images, tokens, samples skipped since the last batch
+Batch = tuple[torch.Tensor, torch.Tensor, int]  # images (or clips), tokens, samples skipped since the last batch
+Decode = Callable[[dict], tuple[torch.Tensor, str]]  # a WebDataset sample -> (model input, caption)
 
 
 def expand_shards(spec: str) -> list[str]:
@@ -113,11 +117,16 @@ def _decode(sample: dict, preprocess: Callable) -> tuple[torch.Tensor, str]:
         return preprocess(image.convert("RGB")), sample["txt"].decode("utf-8")
 
 
-def _batches(samples, preprocess: Callable, tokenizer: Callable, batch_size: int, skips: _Skips) -> Iterator[Batch]:
+def image_sample(preprocess: Callable) -> Decode:
+    """Decode image-text samples: the image through `preprocess`, and the caption."""
+    return functools.partial(_decode, preprocess=preprocess)
+
+
+def _batches(samples, decode: Decode, tokenizer: Callable, batch_size: int, skips: _Skips) -> Iterator[Batch]:
     images, texts = [], []
     for sample in samples:
         try:
-            image, text = _decode(sample, preprocess)
+            image, text = decode(sample)
         except (OSError, ValueError, SyntaxError) as e:  # what Pillow raises for broken images
             skips.handler(e)
             continue
@@ -141,7 +150,7 @@ class LoaderSpec:
     seed: int = 0
 
 
-def _pipeline(spec: LoaderSpec, epoch: int, preprocess: Callable, tokenizer: Callable) -> wds.DataPipeline:
+def _pipeline(spec: LoaderSpec, epoch: int, decode: Decode, tokenizer: Callable) -> wds.DataPipeline:
     skips = _Skips(spec.urls)
     seed = spec.seed + 1000 * epoch + spec.rank
     if spec.resampled:
@@ -154,29 +163,29 @@ def _pipeline(spec: LoaderSpec, epoch: int, preprocess: Callable, tokenizer: Cal
     stages = [shards, wds.split_by_worker, wds.tarfile_to_samples(handler=skips.handler)]
     if spec.shuffle:
         stages.append(wds.shuffle(spec.shuffle, seed=seed))
-    stages.append(lambda samples: _batches(samples, preprocess, tokenizer, spec.batch_size, skips))
+    stages.append(lambda samples: _batches(samples, decode, tokenizer, spec.batch_size, skips))
     return wds.DataPipeline(*stages)
 
 
-def make_loader(spec: LoaderSpec, epoch: int, preprocess: Callable, tokenizer: Callable) -> torch.utils.data.DataLoader:
+def make_loader(spec: LoaderSpec, epoch: int, decode: Decode, tokenizer: Callable) -> torch.utils.data.DataLoader:
     """One epoch of batches for this worker (an endless stream when resampled)."""
     shards_here = len(spec.urls) if spec.resampled else len(spec.urls[spec.rank::spec.world_size])
     if shards_here == 0:
         raise ClipLineError(f"training worker {spec.rank} of {spec.world_size} has no shard",
                             "use at least as many shards as workers, or --resampled")
     workers = min(spec.data_workers, shards_here)
-    return torch.utils.data.DataLoader(_pipeline(spec, epoch, preprocess, tokenizer), batch_size=None,
+    return torch.utils.data.DataLoader(_pipeline(spec, epoch, decode, tokenizer), batch_size=None,
                                        num_workers=workers, persistent_workers=False,
                                        prefetch_factor=4 if workers else None)
 
 
-def endless_batches(spec: LoaderSpec, preprocess: Callable, tokenizer: Callable,
+def endless_batches(spec: LoaderSpec, decode: Decode, tokenizer: Callable,
                     first_epoch: int = 0) -> Iterator[tuple[int, Batch]]:
     """(epoch, batch) forever, epoch after epoch; an epoch without one batch is an error."""
     epoch = first_epoch
     while True:
         produced = 0
-        for batch in make_loader(spec, epoch, preprocess, tokenizer):
+        for batch in make_loader(spec, epoch, decode, tokenizer):
             produced += 1
             yield epoch, batch
         if produced == 0:

@@ -17,6 +17,7 @@ import logging
 import random
 import shutil
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,11 +70,20 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return getattr(model, "_orig_mod", model)
 
 
-def save_checkpoint(run_uri: str, step: int, model: torch.nn.Module, open_clip_config: dict, state: dict) -> str:
-    """Write one checkpoint (weights, open_clip config, training state), then its commit marker."""
+def _tensors(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in unwrap(module).state_dict().items()}
+
+
+def save_checkpoint(run_uri: str, step: int, model: torch.nn.Module | dict[str, torch.nn.Module],
+                    open_clip_config: dict, state: dict) -> str:
+    """Write one checkpoint (weights, open_clip config, training state), then its commit marker.
+
+    `model` is the open_clip model, or {file name: module} when more modules go beside it (a video model's
+    temporal encoder): the open_clip model under WEIGHTS, each other one in a safetensors file of its own.
+    """
     uri = checkpoint_uri(run_uri, step)
-    weights = {k: v.detach().cpu().contiguous() for k, v in unwrap(model).state_dict().items()}
-    storage.write_bytes(storage.join(uri, WEIGHTS), save_safetensors(weights))
+    for name, module in (model if isinstance(model, dict) else {WEIGHTS: model}).items():
+        storage.write_bytes(storage.join(uri, name), save_safetensors(_tensors(module)))
     storage.write_text(storage.join(uri, CONFIG), json.dumps(open_clip_config, indent=1))
     buffer = io.BytesIO()
     torch.save(state, buffer)
@@ -85,15 +95,21 @@ def save_checkpoint(run_uri: str, step: int, model: torch.nn.Module, open_clip_c
 @dataclass
 class LoadedCheckpoint:
     uri: str
-    weights: dict[str, torch.Tensor]
+    files: dict[str, dict[str, torch.Tensor]]  # weights file name -> tensors
     state: dict
 
+    @property
+    def weights(self) -> dict[str, torch.Tensor]:
+        """The open_clip model's weights."""
+        return self.files[WEIGHTS]
 
-def load_checkpoint(uri: str) -> LoadedCheckpoint:
+
+def load_checkpoint(uri: str, files: Iterable[str] = (WEIGHTS,)) -> LoadedCheckpoint:
+    """The weights `files` (open_clip's by default) and the training state of a committed checkpoint."""
     if not storage.exists(storage.join(uri, COMMITTED)):
         raise ClipLineError(f"{uri} is not a complete clipline checkpoint (no {COMMITTED})",
                             "give a checkpoint folder from RUN/checkpoints/, or 'latest'")
-    weights = load_safetensors(storage.read_bytes(storage.join(uri, WEIGHTS)))
+    weights = {name: load_safetensors(storage.read_bytes(storage.join(uri, name))) for name in files}
     state = torch.load(io.BytesIO(storage.read_bytes(storage.join(uri, STATE))), weights_only=True)
     return LoadedCheckpoint(uri, weights, state)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
@@ -14,13 +15,23 @@ def _no_decay(name: str, param: torch.nn.Parameter) -> bool:
     return param.ndim < 2 or "bn" in name or "ln" in name or "bias" in name or "logit_scale" in name
 
 
-def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.AdamW:
-    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for n, p in named if _no_decay(n, p)], "weight_decay": 0.0},
-        {"params": [p for n, p in named if not _no_decay(n, p)], "weight_decay": config.weight_decay},
-    ]
-    return torch.optim.AdamW(groups, lr=config.lr, betas=(config.beta1, config.beta2), eps=config.eps)
+def full_lr(name: str) -> float:
+    return 1.0
+
+
+def build_optimizer(model: torch.nn.Module, config: TrainConfig,
+                    lr_scale: Callable[[str], float] = full_lr) -> torch.optim.AdamW:
+    """AdamW over the trainable parameters; `lr_scale(name)` scales a parameter's learning rate (CLIP4Clip's
+    coef_lr for pretrained towers). Groups at full learning rate come first, so group 0 carries the base lr."""
+    groups: dict[tuple[float, bool], list[torch.nn.Parameter]] = {}
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            groups.setdefault((lr_scale(name), not _no_decay(name, param)), []).append(param)
+    ordered = sorted(groups.items(), key=lambda item: (-item[0][0], item[0][1]))
+    return torch.optim.AdamW(
+        [{"params": params, "weight_decay": config.weight_decay if decay else 0.0, "lr_scale": scale}
+         for (scale, decay), params in ordered],
+        lr=config.lr, betas=(config.beta1, config.beta2), eps=config.eps)
 
 
 def cosine_lr(step: int, base_lr: float, warmup: int, total_steps: int) -> float:
@@ -33,4 +44,4 @@ def cosine_lr(step: int, base_lr: float, warmup: int, total_steps: int) -> float
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_scale", 1.0)

@@ -24,6 +24,7 @@ from pipelines.errors import ClipLineError
 from pipelines.models.registry import resolve_name
 from pipelines.store.query import run_query
 from pipelines.train import checkpoint as ckpt
+from pipelines.train.kinds import kind_of
 from pipelines.train.loop import train_loop
 
 log = logging.getLogger(__name__)
@@ -86,8 +87,8 @@ def fit(config: TrainConfig, plan: TrainPlan, run_id: str) -> dict:
     """Train to the planned step count; return the run's summary."""
     trainer = TorchTrainer(
         train_loop,
-        train_loop_config={"config": config.model_dump(mode="json"), "total_steps": plan.total_steps,
-                           "run_id": run_id},
+        train_loop_config={"kind": kind_of(config), "config": config.model_dump(mode="json"),
+                           "total_steps": plan.total_steps, "run_id": run_id},
         scaling_config=_scaling(config),
         run_config=RunConfig(
             name=f"clipline-{run_id}",

@@ -1,32 +1,74 @@
-"""Validation during training: contrastive loss and in-batch retrieval recall@1 on held-out shards."""
+"""Validation during training, on held-out shards at each checkpoint.
+
+Image-text: the CLIP loss and in-batch image->text / text->image recall@1.
+Video-text: the CLIP loss, and text->video / video->text retrieval over all the
+validation clips evaluated: recall@1/5/10 and median rank (CLIP4Clip's R@k, MdR).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import torch
 from open_clip.loss import ClipLoss
 
 from pipelines.config import TrainConfig
-from pipelines.data.loader import LoaderSpec, expand_shards, make_loader
+from pipelines.data.loader import Decode, LoaderSpec, expand_shards, make_loader
+
+RECALL_K = (1, 5, 10)
+
+
+def _outputs(model: torch.nn.Module, config: TrainConfig, decode: Decode, tokenizer, device) -> Iterator[dict]:
+    """The model's output dict for each of up to `val_batches` validation batches, in eval mode."""
+    spec = LoaderSpec(expand_shards(config.val_data), config.batch_size, shuffle=0, data_workers=0)
+    was_training = model.training
+    model.eval()
+    try:
+        for batch, (inputs, tokens, _) in enumerate(make_loader(spec, 0, decode, tokenizer)):
+            yield model(inputs.to(device), tokens.to(device))
+            if batch + 1 == config.val_batches:
+                break
+    finally:
+        model.train(was_training)
+
+
+def _clip_loss(out: dict) -> float:
+    return ClipLoss()(out["image_features"], out["text_features"], out["logit_scale"]).item()
 
 
 @torch.no_grad()
-def validate(model: torch.nn.Module, config: TrainConfig, built, device: torch.device) -> dict[str, float]:
+def validate(model: torch.nn.Module, config: TrainConfig, decode: Decode, tokenizer, device) -> dict[str, float]:
     """Mean over up to `val_batches` batches of the CLIP loss and image->text / text->image recall@1."""
-    spec = LoaderSpec(expand_shards(config.val_data), config.batch_size, shuffle=0, data_workers=0)
-    loss_fn = ClipLoss()
-    was_training = model.training
-    model.eval()
     totals = {"loss": 0.0, "image_to_text_r1": 0.0, "text_to_image_r1": 0.0}
     batches = 0
-    for images, tokens, _ in make_loader(spec, 0, built.preprocess_val, built.tokenizer):
-        out = model(images.to(device), tokens.to(device))
-        totals["loss"] += loss_fn(out["image_features"], out["text_features"], out["logit_scale"]).item()
+    for out in _outputs(model, config, decode, tokenizer, device):
+        totals["loss"] += _clip_loss(out)
         similarity = out["image_features"] @ out["text_features"].T
         target = torch.arange(len(similarity), device=similarity.device)
         totals["image_to_text_r1"] += (similarity.argmax(1) == target).float().mean().item()
         totals["text_to_image_r1"] += (similarity.argmax(0) == target).float().mean().item()
         batches += 1
-        if batches == config.val_batches:
-            break
-    model.train(was_training)
     return {k: v / max(batches, 1) for k, v in totals.items()}
+
+
+def rank_metrics(scores: torch.Tensor, prefix: str) -> dict[str, float]:
+    """Recall@k and median rank (1 = best) of each query's own item, row i's being column i."""
+    own = scores.diagonal().unsqueeze(1)
+    ranks = (scores > own).sum(dim=1)  # 0-based; ties count in the query's favour
+    metrics = {f"{prefix}_r{k}": (ranks < k).float().mean().item() for k in RECALL_K}
+    metrics[f"{prefix}_median_rank"] = (ranks + 1).float().median().item()
+    return metrics
+
+
+@torch.no_grad()
+def validate_retrieval(model: torch.nn.Module, config: TrainConfig, decode: Decode, tokenizer,
+                       device) -> dict[str, float]:
+    """Mean CLIP loss over the batches, and retrieval among all the clips of up to `val_batches` batches."""
+    outs = list(_outputs(model, config, decode, tokenizer, device))
+    if not outs:
+        return {}
+    videos = torch.cat([o["image_features"] for o in outs]).float()
+    texts = torch.cat([o["text_features"] for o in outs]).float()
+    scores = texts @ videos.T
+    return {"loss": sum(_clip_loss(o) for o in outs) / len(outs), "num_clips": float(len(videos)),
+            **rank_metrics(scores, "text_to_video"), **rank_metrics(scores.T, "video_to_text")}
