@@ -7,7 +7,7 @@ DEPS_STAMP := $(VENV)/.deps-$(shell sha256sum pyproject.toml | cut -c1-16)
 PYTEST_ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install browser demo test lint bench-ingest bench-train bench-ingest-videos bench-distance bench-eval serve clean
+.PHONY: install browser demo test lint bench-ingest bench-train bench-train-video bench-ingest-videos bench-distance bench-eval serve clean
 
 install: $(DEPS_STAMP)
 	@# The project itself is (re)linked on every call: a venv kept outside the
@@ -43,6 +43,9 @@ bench-ingest: install
 
 bench-train: install
 	$(BIN)/python bench/train.py
+
+bench-train-video: install
+	$(BIN)/python bench/train_video.py
 
 bench-ingest-videos: install
 	$(BIN)/python bench/ingest_videos.py

@@ -24,10 +24,10 @@ from pathlib import Path
 
 import av
 from PIL import Image, ImageEnhance
-from support.videos import CLIP_FILES, _clip_path
 
 from pipelines.crawl.videos import FRAME_MEMBER
 from pipelines.crawl.writer import tar_sink
+from support.videos import CLIP_FILES, clip
 
 CAPTIONS = ("fading in", "fading out")
 FADE_FROM = 0.15  # brightness of a fade's first frame
@@ -37,7 +37,7 @@ FADE_FROM = 0.15  # brightness of a fade's first frame
 def video_frames(name: str, size: int) -> tuple[Image.Image, ...]:
     """Every frame of a sample clip, the centre square resized to `size` x `size`."""
     out = []
-    with av.open(str(_clip_path(name))) as container:
+    with av.open(io.BytesIO(clip(name))) as container:
         for frame in container.decode(video=0):
             image = frame.to_image()
             side = min(image.size)
