@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 
 import ray
 
 from pipelines.errors import ClipLineError
 
 log = logging.getLogger(__name__)
+_STARTING = threading.Lock()  # the pipeline's stages run in threads and may all start Ray at once
 
 
 def ensure_ray(num_cpus: int | None = None) -> None:
     """Start (or join) Ray once per process; later calls are free."""
+    with _STARTING:
+        _start(num_cpus)
+
+
+def _start(num_cpus: int | None) -> None:
     if ray.is_initialized():
         return
     address = os.environ.get("RAY_ADDRESS")

@@ -35,9 +35,15 @@ Batch = tuple[torch.Tensor, torch.Tensor, int]  # images (or clips), tokens, sam
 Decode = Callable[[dict], tuple[torch.Tensor, str]]  # a WebDataset sample -> (model input, caption)
 
 
+def _source_shards(source: str) -> list[str]:
+    if "{" not in source and not source.endswith(".tar") and storage.is_dir(source):
+        return sorted(storage.glob(storage.join(source, "*.tar")))  # a dataset folder: all its shards
+    return list(braceexpand(source))
+
+
 def expand_shards(spec: str) -> list[str]:
-    """Brace-expand each '::'-separated source into shard URIs."""
-    urls = [url for part in spec.split("::") if part.strip() for url in braceexpand(part.strip())]
+    """Each '::'-separated source as shard URIs: brace-expanded, or a folder's *.tar."""
+    urls = [url for part in spec.split("::") if part.strip() for url in _source_shards(part.strip())]
     if not urls:
         raise ClipLineError(f"no shards in {spec!r}", "give e.g. 'data/{00000..00009}.tar'")
     return urls
@@ -45,9 +51,7 @@ def expand_shards(spec: str) -> list[str]:
 
 def shard_uris(spec: str) -> list[str]:
     """The existing shards of a spec: a folder (its *.tar, sorted), a .tar, or brace patterns joined by '::'."""
-    uris = sorted(storage.glob(storage.join(spec, "*.tar"))) if storage.is_dir(spec) else expand_shards(spec)
-    if not uris:
-        raise ClipLineError(f"no .tar shards in the folder {spec}", "point at a folder of WebDataset shards")
+    uris = expand_shards(spec)
     check_shards(uris)
     return uris
 

@@ -45,7 +45,7 @@ def _world() -> tuple[int, int]:
 
 def _restore(config: TrainConfig, built: TrainingModel, optimizer) -> tuple[Progress, str | None]:
     uri = ckpt.latest_checkpoint(config.output_uri)
-    if uri is None and config.resume not in (None, "latest"):
+    if uri is None and config.resume not in (None, "latest", "auto"):
         uri = config.resume
     if uri is None:
         return Progress(), None

@@ -47,7 +47,7 @@ def plan_training(config: TrainConfig) -> TrainPlan:
     size = config.samples_per_epoch or dataset_size(urls)
     storage.check_writable(config.output_uri)
     _check_resume(config)
-    for uri in filter(None, [config.init, config.resume if config.resume != "latest" else None]):
+    for uri in filter(None, [config.init, config.resume if config.resume not in ("latest", "auto") else None]):
         if not storage.exists(storage.join(uri, ckpt.COMMITTED)):
             raise ClipLineError(f"{uri} is not a complete clipline checkpoint", "give a RUN/checkpoints/step-N folder")
     return TrainPlan(_total_steps(config, size), len(urls), size)

@@ -1,0 +1,55 @@
+"""The pipeline's stage configs and the checks made before any stage starts."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import free_port
+
+from pipelines.config import PipelineConfig, VideoTrainConfig
+from pipelines.errors import ClipLineError
+from pipelines.stages import STAGE_DEPENDS, preflight, stage_configs
+
+
+@pytest.fixture
+def config(tmp_path) -> PipelineConfig:
+    for name in ("images.csv", "held-out.csv", "videos.csv"):
+        (tmp_path / name).write_text("url,caption\n")
+    return PipelineConfig(image_url_list=str(tmp_path / "images.csv"), eval_url_list=str(tmp_path / "held-out.csv"),
+                          video_url_list=str(tmp_path / "videos.csv"), classnames=["a", "b"],
+                          workdir=str(tmp_path / "work"), steps=40)
+
+
+def test_every_stage_gets_a_config_wired_to_the_others(config, tmp_path):
+    stages = stage_configs(config)
+    assert list(stages) == ["ingest_images", "ingest_held_out", "train_clip", "evaluate", "ingest_videos",
+                            "train_video", "dataset_distance"]
+    assert all(dep in stages for name in stages for dep in STAGE_DEPENDS[name])
+    work = tmp_path / "work"
+    assert stages["train_clip"].data == str(work / "datasets" / "images")
+    assert stages["evaluate"].checkpoints == [str(work / "runs" / "clip")]
+    video = stages["train_video"]
+    assert isinstance(video, VideoTrainConfig) and video.init == str(work / "runs/clip/checkpoints/step-00000040")
+    assert [d.split("=")[0] for d in stages["dataset_distance"].datasets] == ["images", "held-out", "videos"]
+
+
+def test_without_a_video_list_the_video_stages_are_left_out(config):
+    stages = stage_configs(config.model_copy(update={"video_url_list": None}))
+    assert "ingest_videos" not in stages and "train_video" not in stages
+
+
+def test_a_missing_url_list_is_reported_before_any_stage(config, tmp_path):
+    (tmp_path / "held-out.csv").unlink()
+    with pytest.raises(ClipLineError, match="held-out.csv does not exist"):
+        preflight(config)
+
+
+def test_an_unreachable_ray_cluster_is_reported_before_any_stage(config, monkeypatch):
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{free_port()}")
+    with pytest.raises(ClipLineError, match="Ray cluster at RAY_ADDRESS=127.0.0.1:.* does not answer"):
+        preflight(config)
+
+
+def test_unwritable_storage_is_reported_before_any_stage(config, monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(ClipLineError, match="s3://no-such-bucket"):
+        preflight(config.model_copy(update={"workdir": "s3://no-such-bucket/work"}))
