@@ -9,8 +9,15 @@ from prefect.runtime import flow_run
 
 from pipelines.config import DatasetDistanceConfig
 from pipelines.store.runs import recorded_run
-from tasks.distance import (compare_datasets, draw_sample, embed_captions, embed_images, plan_distances,
-                            publish_distances, record_caption_words)
+from tasks.distance import (
+    compare_datasets,
+    draw_sample,
+    embed_captions,
+    embed_images,
+    plan_distances,
+    publish_distances,
+    record_caption_words,
+)
 
 
 @flow(name="dataset_distance", validate_parameters=True)

@@ -18,9 +18,20 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 
 from pipelines import storage
-from pipelines.config import (DatasetDistanceConfig, EvalConfig, FetchConfig, ImageConfig, IngestConfig,
-                              PipelineConfig, ReaderConfig, TrainConfig, VideoConfig, VideoFetchConfig,
-                              VideoIngestConfig, VideoTrainConfig)
+from pipelines.config import (
+    DatasetDistanceConfig,
+    EvalConfig,
+    FetchConfig,
+    ImageConfig,
+    IngestConfig,
+    PipelineConfig,
+    ReaderConfig,
+    TrainConfig,
+    VideoConfig,
+    VideoFetchConfig,
+    VideoIngestConfig,
+    VideoTrainConfig,
+)
 from pipelines.errors import ClipLineError
 from pipelines.train import checkpoint as ckpt
 

@@ -45,8 +45,8 @@ def test_distances_in_both_spaces_land_in_the_store_with_self_baselines(prefect_
                                                                         datasets, tmp_path, capsys):
     results, out = str(tmp_path / "results"), tmp_path / "heatmaps"
     status = main(["distance", "--datasets", *(f"{k}={v}" for k, v in datasets.items()), "--image-encoder",
-                   checkpoint, "--frames-per-video", "2", "--workers", "2", "--method", "exact", "--bootstrap", "3", "--out", str(out),
-                   "--results-uri", results, "--json"])
+                   checkpoint, "--frames-per-video", "2", "--workers", "2", "--method", "exact", "--bootstrap", "3",
+                   "--out", str(out), "--results-uri", results, "--json"])
     assert status == 0
     result = json.loads(capsys.readouterr().out)
     assert result["samples"]["bikes"] == {"items": 30, "available": 30, "images": 60}
