@@ -108,7 +108,8 @@ def stage_configs(config: PipelineConfig) -> dict[str, BaseModel]:
             video=VideoConfig(num_frames=config.num_frames))
         stages["train_video"] = VideoTrainConfig(
             data=layout.dataset("videos"), output_uri=layout.run(f"video-{config.video_head}"), model=config.model,
-            init=ckpt.checkpoint_uri(clip_run, config.steps), steps=config.video_steps, batch_size=min(config.batch_size, 32), lr=config.lr,
+            init=ckpt.checkpoint_uri(clip_run, config.steps), steps=config.video_steps,
+            batch_size=min(config.batch_size, 32), lr=config.lr,
             warmup=min(config.warmup, config.video_steps // 4), workers=0, head=config.video_head,
             num_frames=config.num_frames, freeze_image_tower=True, resampled=True, data_workers=0,
             checkpoint_every=config.video_steps, seed=config.seed, store=config.store, resume="auto")
