@@ -262,14 +262,14 @@ class TrainConfig(Config):
         return self
 
 
-TEMPORAL_HEADS = ("mean", "lstm", "transformer")  # keys of pipelines.models.temporal.TEMPORAL_HEADS
+TemporalHead = Literal["mean", "lstm", "transformer"]  # the keys of pipelines.models.temporal.TEMPORAL_HEADS
 
 
 class VideoTrainConfig(TrainConfig):
     """Train a video-text model on video shards: a CLIP image tower on each frame, learned temporal position
     embeddings and a temporal head over the frames, against the CLIP text tower (CLIP4Clip)."""
 
-    head: Literal["mean", "lstm", "transformer"] = Field(
+    head: TemporalHead = Field(
         default="transformer", description="Temporal head over the frame embeddings: mean (mean pooling, no "
         "parameters: blind to frame order), lstm (an LSTM, residual), transformer (a Transformer encoder, residual).")
     head_layers: int = Field(default=2, ge=1, description="Layers of the lstm or transformer head.")

@@ -120,7 +120,7 @@ def load_video_model(uri: str) -> TrainingModel:
     """A trained video-text model from its checkpoint: the CLIP through open_clip, then the temporal encoder."""
     loaded = ckpt.load_checkpoint(uri, files=[TEMPORAL_WEIGHTS])
     config = VideoTrainConfig.model_validate_json(loaded.state["config"])
-    built = VideoText().build(config.model_copy(update={"init": uri, "freeze_image_tower": False}))
+    built = VideoText().build(config.model_copy(update={"init": uri}))
     built.model.temporal.load_state_dict(loaded.files[TEMPORAL_WEIGHTS])
     built.model.eval()
     return built
