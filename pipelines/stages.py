@@ -116,6 +116,7 @@ def stage_configs(config: PipelineConfig) -> dict[str, BaseModel]:
         distance_sets.append(f"videos={layout.dataset('videos')}")
     stages["dataset_distance"] = DatasetDistanceConfig(
         datasets=distance_sets, samples=config.distance_samples, image_encoder=clip_run, store=config.store,
+        frames_per_video=config.num_frames,
         output_uri=storage.join(config.workdir, "distances"),
         distance={"seed": config.seed, "fasttext": {"model_uri": config.text_model}})
     return stages

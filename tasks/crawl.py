@@ -15,6 +15,7 @@ from pipelines.crawl import distribute, reader, writer
 from pipelines.crawl.reader import ShardInput
 from pipelines.crawl.sample import SampleDecoder
 from pipelines.crawl.shard import ShardResult
+from tasks.summaries import publish_summary
 
 ARTIFACT_EVERY_S = 5.0  # progress artifact updates go to the API; the terminal bar updates faster
 
@@ -98,3 +99,6 @@ def publish_ingest_summary(summary: dict) -> None:
     rows = [{"metric": k, "value": v} for k, v in summary.items() if k != "top_errors"]
     rows += [{"metric": f"error: {message}", "value": n} for message, n in summary["top_errors"].items()]
     create_table_artifact(rows, key="ingest-summary", description=f"Ingest into {summary['output_uri']}")
+    publish_summary("ingest-report", f"Ingest into {summary['output_uri']}",
+                    {k: v for k, v in summary.items() if k not in ("top_errors", "output_uri")},
+                    "Failures per domain: `clipline sql --query success_by_domain`; `--query top_errors`.")

@@ -10,6 +10,7 @@ from pipelines.config import DatasetDistanceConfig
 from pipelines.distance import embed, run
 from pipelines.distance.compare import DistanceRow
 from pipelines.distance.datasets import DatasetSample
+from tasks.summaries import publish_summary
 
 
 @task(name="plan_distances", cache_policy=NO_CACHE)
@@ -74,6 +75,9 @@ def publish_distances(rows: list[DistanceRow], words: dict, run_id: str) -> None
                             "excess": round(r.excess, 4), "ci_low": r.ci_low, "ci_high": r.ci_high}
                            for r in rows], key="dataset-distances",
                           description=f"Distance run {run_id}: `clipline sql --query distances`")
+    publish_summary("distance-report", f"Distance run {run_id}", {
+        f"{r.space}: {r.dataset_a} vs {r.dataset_b} (excess over self)": r.excess for r in rows
+        if r.dataset_a != r.dataset_b}, "Raw W1 and baselines: `clipline sql --query distances`.")
     if words:
         create_markdown_artifact(_words_markdown(words), key="dataset-caption-words",
                                  description=f"Distance run {run_id}: `clipline sql --query top_words`")

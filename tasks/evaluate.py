@@ -11,6 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from pipelines.config import EvalConfig
 from pipelines.eval import runner
 from pipelines.eval.results import EvalResult
+from tasks.summaries import publish_summary
 
 
 @task(name="plan_evaluation", cache_policy=NO_CACHE)
@@ -28,6 +29,9 @@ def evaluate_pairs(plan: runner.EvalPlan, config: EvalConfig, run_id: str) -> li
     return runner.evaluate_all(plan, config, run_id)
 
 
+HEADLINE_METRICS = ("acc1", "image_retrieval_recall@1", "text_retrieval_recall@1")
+
+
 def result_rows(results: list[EvalResult]) -> list[dict]:
     """One row per metric: the long format reads well whatever mix of tasks ran."""
     return [{"checkpoint": r.checkpoint, "dataset": r.dataset, "task": r.task, "strategy": r.strategy or "",
@@ -39,4 +43,8 @@ def publish_eval_results(results: list[EvalResult], run_id: str) -> list[dict]:
     """A table artifact of every metric; returns the results as plain dicts (the flow's return value)."""
     create_table_artifact(result_rows(results), key="evaluation-results",
                           description=f"Evaluation run {run_id}: `clipline sql --query leaderboard` compares runs")
+    publish_summary("evaluation-report", f"Evaluation run {run_id}", {
+        f"{r.dataset} {r.task} {r.strategy or ''} {name}".replace("  ", " "): value
+        for r in results for name, value in r.metrics.items() if name in HEADLINE_METRICS},
+        "All metrics: `clipline sql --query leaderboard`; `--query per_class_accuracy`, `--query confusion`.")
     return [asdict(r) for r in results]

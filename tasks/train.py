@@ -8,6 +8,7 @@ from prefect.cache_policies import NO_CACHE
 
 from pipelines.config import TrainConfig
 from pipelines.train import trainer
+from tasks.summaries import publish_summary
 
 
 @task(name="plan_training", cache_policy=NO_CACHE)
@@ -30,3 +31,6 @@ def publish_training_summary(summary: dict) -> None:
     """A table artifact with the run's final figures."""
     create_table_artifact([{"metric": k, "value": v} for k, v in summary.items()], key="training-summary",
                           description=f"Training run {summary['run_id']}")
+    publish_summary("training-report", f"Training run {summary['run_id']}", summary,
+                    "Curves: `clipline sql \"SELECT step, value FROM train_metrics WHERE name = 'loss'\"`; "
+                    "`clipline report` draws them.")

@@ -87,6 +87,10 @@ def test_pipeline_deployment_runs_every_stage_and_a_rerun_takes_them_from_the_ca
     assert run_query(results, "SELECT max(step) FROM checkpoints").rows == [(6,)]
     assert run_query(results, "SELECT count(DISTINCT task) FROM eval_results").rows == [(3,)]
     assert (root / "work" / "report.html").stat().st_size > 10_000
+    artifacts = subprocess.run([str(REPO / ".venv" / "bin" / "prefect"), "artifact", "ls"], env=env,
+                               capture_output=True, text=True, timeout=120).stdout
+    for key in ("pipeline-summary", "ingest-report", "training-report", "evaluation-report", "distance-report"):
+        assert key in artifacts  # each flow leaves a markdown summary
 
     second = deployment_run(env, config)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
