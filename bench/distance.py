@@ -38,6 +38,7 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+from docs_section import update_section
 
 log = logging.getLogger("bench.distance")
 
@@ -287,31 +288,6 @@ def render_section(r: dict[str, Measurement], sizes: list[Measurement], loads: t
     return "\n".join(lines)
 
 
-def _section_end(lines: list[str], start: int) -> int:
-    """Index of the next `#`/`##` heading after `start` outside code fences, or len(lines)."""
-    in_fence = False
-    for i in range(start + 1, len(lines)):
-        if lines[i].startswith("```"):
-            in_fence = not in_fence
-        elif not in_fence and lines[i].startswith(("# ", "## ")):
-            return i
-    return len(lines)
-
-
-def update_doc(path: Path, section: str) -> None:
-    """Replace this benchmark's section of `path` (read just now: others write other sections), or append it."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.strip() == HEADING), None)
-    new = [*section.rstrip("\n").splitlines(), ""]  # a blank line before whatever heading follows
-    if start is None:
-        lines += ["", *new]
-    else:
-        lines[start:_section_end(lines, start)] = new
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines).rstrip("\n") + "\n")
-
-
 def fastest(case: str, n: int, repeat: int) -> Measurement:
     """The run with the least call CPU time of `repeat` fresh-process runs.
 
@@ -326,7 +302,7 @@ def run_bench(args: argparse.Namespace) -> None:
     results = {case: fastest(case, EXACT_N if case.startswith("exact") else SLICED_N, args.repeat) for case in CASES}
     sizes = [] if args.skip_auto else [fastest("exact_clipline", n, 1) for n in AUTO_SIZES]
     section = render_section(results, sizes, (start_load, load_average()), args.repeat)
-    update_doc(args.out, section)
+    update_section(args.out, HEADING, section)
     log.info("wrote %s\n%s", args.out, section)
     check_agreement(results)
 

@@ -34,6 +34,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from docs_section import update_section
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
@@ -342,21 +344,6 @@ def render(args, cb: dict, cl: dict, rows: list) -> str:
     return "\n".join(lines)
 
 
-def replace_section(path: Path, section: str) -> None:
-    """Replace the text under HEADING (up to the next `#`/`##` heading) with `section`, or append it; re-reads
-    the file first, since other benchmarks write their own sections of it."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.strip() == HEADING), None)
-    if start is None:
-        new = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith(("# ", "## "))), len(lines))
-        new = "\n".join(lines[:start] + section.rstrip("\n").splitlines() + [""] + lines[end:])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(new.rstrip("\n") + "\n")
-
-
 def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     args = parse_args(argv)
@@ -373,7 +360,7 @@ def main(argv: list[str]) -> int:
     except BenchError as e:
         log.error("%s", e)
         return 1
-    replace_section(args.out, render(args, cb, cl, rows))
+    update_section(args.out, HEADING, render(args, cb, cl, rows))
     log.info("wrote %s", args.out)
     failed = [r for r in rows if r[4] > args.tolerance]
     for name, metric, theirs, ours, diff in failed:

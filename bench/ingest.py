@@ -28,6 +28,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from docs_section import update_section
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import ingest_data
@@ -243,7 +245,7 @@ def run_bench(args: argparse.Namespace) -> None:
     command = shlex.join(["python", "bench/ingest.py", *args.argv])
     section = ingest_report.render_section(rows, command, setup)
     out = args.out if args.out.is_absolute() else REPO / args.out
-    ingest_report.update_doc(out, section)
+    update_section(out, ingest_report.HEADING, section)
     log.info("wrote %s:\n%s", out, section)
 
 

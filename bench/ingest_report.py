@@ -11,8 +11,6 @@ from pathlib import Path
 from ingest_measure import MAIN_THREAD, RunResult
 
 HEADING = "## Image ingest (make bench-ingest)"
-DOC_HEADER = ("# Benchmarks\n\nEach section below is written by its `make bench-*` target; rerun the target "
-              "to refresh it rather than editing it by hand.\n")
 TOP_PROCESSES = 8  # rows of the memory and CPU breakdowns; the rest are summed into one row
 
 
@@ -255,32 +253,3 @@ def render_section(rows: list[ToolSummary], command: str, setup: dict) -> str:
     lines += ["```", ""]
     return "\n".join(lines)
 
-
-def _section_end(lines: list[str], start: int) -> int:
-    """Index of the next `#`/`##` heading after `start` outside code fences, or len(lines)."""
-    in_fence = False
-    for i in range(start + 1, len(lines)):
-        if lines[i].startswith("```"):
-            in_fence = not in_fence
-        elif not in_fence and lines[i].startswith(("# ", "## ")):
-            return i
-    return len(lines)
-
-
-def update_doc(path: Path, section: str) -> None:
-    """Replace the section under HEADING in `path` (up to the next `## `), or append it."""
-    text = path.read_text() if path.exists() else DOC_HEADER
-    if DOC_HEADER.splitlines()[2] not in text:  # a file another target created: add the line about targets
-        top = "# Benchmarks\n"
-        text = DOC_HEADER + "\n" + (text[len(top):].lstrip("\n") if text.startswith(top) else text)
-    lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.strip() == HEADING), None)
-    if start is None:
-        new = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = _section_end(lines, start)
-        tail = "\n".join(lines[end:])
-        new = "\n".join(lines[:start]) + ("\n" if start else "") + section
-        new = new + ("\n" + tail if tail else "")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(new.rstrip("\n") + "\n")

@@ -30,6 +30,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from docs_section import update_section
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
@@ -292,20 +294,6 @@ def render_access(rows: list[dict], repeats: int) -> list[str]:
     return [*lines, ""]
 
 
-def update_section(path: Path, section: str) -> None:
-    """Replace this benchmark's section of `path` (re-read now: other benchmarks write other sections)."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.strip() == HEADING), None)
-    if start is None:
-        new = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = ingest_report._section_end(lines, start)
-        new = "\n".join([*lines[:start], *section.rstrip("\n").splitlines(), "", *lines[end:]])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(new.rstrip("\n") + "\n")
-
-
 def run_bench(args: argparse.Namespace) -> None:
     if not (REPO / CLIPLINE).exists():
         raise BenchError(f"{CLIPLINE} not found: run `make install` first")
@@ -338,7 +326,7 @@ def write_report(args: argparse.Namespace) -> None:
     runs = [ToolRun(**r) for r in results["runs"]]
     section = render(runs, results["access"], results["skipped"], measured, results["date"])
     out = args.out if args.out.is_absolute() else REPO / args.out
-    update_section(out, section)
+    update_section(out, HEADING, section)
     log.info("wrote %s:\n%s", out, section)
 
 

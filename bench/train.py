@@ -41,6 +41,8 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+from docs_section import update_section
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
@@ -55,8 +57,6 @@ OPENCLIP_WRAPPER = Path("tests/support/openclip_train.py")
 OLD_WEBDATASET = Path(".venv/opt/webdataset-0.2.86")
 MODEL = "clipline-tiny"
 HEADING = "## Training (make bench-train)"
-DOC_HEADER = ("# Benchmarks\n\nEach section below is written by its `make bench-*` target; rerun the target "
-              "to refresh it rather than editing it by hand.\n")
 TOOLS = {"openclip": ("open_clip", "open_clip_train.main"),
          "local": ("clipline", "--workers 0 (Ray Train local mode, in-process)"),
          "ray": ("clipline", "--workers 1 (one Ray Train worker)")}
@@ -572,32 +572,6 @@ def render(args, best: dict[str, RunResult], runs: list[RunResult], data: str) -
     return "\n".join(lines)
 
 
-def _section_end(lines: list[str], start: int) -> int:
-    """Index of the next `#`/`##` heading after `start` outside code fences, or len(lines)."""
-    in_fence = False
-    for i in range(start + 1, len(lines)):
-        if lines[i].startswith("```"):
-            in_fence = not in_fence
-        elif not in_fence and lines[i].startswith(("# ", "## ")):
-            return i
-    return len(lines)
-
-
-def update_doc(path: Path, section: str) -> None:
-    """Replace the section under HEADING in `path` (re-read now: others write other sections), or append it."""
-    text = path.read_text() if path.exists() else DOC_HEADER
-    lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.strip() == HEADING), None)
-    if start is None:
-        new = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = _section_end(lines, start)
-        tail = "\n".join(lines[end:])
-        new = "\n".join(lines[:start]) + ("\n" if start else "") + section + ("\n" + tail if tail else "")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(new.rstrip("\n") + "\n")
-
-
 # ---------------------------------------------------------------- main
 
 
@@ -624,7 +598,7 @@ def main(argv: list[str]) -> int:
                 runs.append(run_tool(tool, args, data, i))
         best = {t: max((r for r in runs if r.tool == t), key=lambda r: r.steady(args.skip, args.batch_size)[0])
                 for t in args.tools}
-        update_doc(REPO / args.out, render(args, best, runs, data))
+        update_section(REPO / args.out, HEADING, render(args, best, runs, data))
     except BenchError as e:
         log.error("%s", e)
         return 1

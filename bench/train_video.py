@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from docs_section import update_section
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
@@ -198,26 +200,13 @@ def render(args: argparse.Namespace, runs: list[RunResult], num_clips: int) -> s
     return "\n".join([*lines, ""])
 
 
-def update_section(path: Path, section: str) -> None:
-    """Replace this benchmark's section of `path` (re-read now: other benchmarks write other sections)."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.strip() == HEADING), None)
-    if start is None:
-        new = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = ingest_report._section_end(lines, start)
-        new = "\n".join([*lines[:start], *section.rstrip("\n").splitlines(), "", *lines[end:]])
-    path.write_text(new.rstrip("\n") + "\n")
-
-
 def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
     data, num_clips = ensure_shards()
     runs = [run_one(head, frozen, data, args)
             for _ in range(args.repeat) for head in args.heads for frozen in (True, False)]
-    update_section(args.out, render(args, runs, num_clips))
+    update_section(args.out, HEADING, render(args, runs, num_clips))
     log.info("wrote the %r section of %s", HEADING, args.out)
     return 0
 

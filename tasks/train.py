@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import threading
+from collections.abc import Iterator
+
 from prefect import get_run_logger, task
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 
 from pipelines.config import TrainConfig
 from pipelines.train import trainer
 from tasks.summaries import publish_summary
+
+log = logging.getLogger(__name__)
 
 
 @task(name="plan_training", cache_policy=NO_CACHE)
@@ -20,10 +27,37 @@ def plan_training(config: TrainConfig) -> trainer.TrainPlan:
     return plan
 
 
+PROGRESS_POLL_S = 10
+
+
+@contextlib.contextmanager
+def _progress_artifact(config: TrainConfig, plan: trainer.TrainPlan, run_id: str) -> Iterator[None]:
+    """A Prefect progress artifact of the steps done, read from the metrics the workers write to the store."""
+    artifact = create_progress_artifact(0.0, key="training-progress", description=f"Training run {run_id}: steps")
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.wait(PROGRESS_POLL_S):
+            try:
+                update_progress_artifact(artifact, 100.0 * trainer.steps_done(config, run_id) / plan.total_steps)
+            except Exception as e:  # noqa: BLE001 - progress is best effort; training goes on regardless
+                log.debug("progress artifact not updated: %s", e)
+
+    thread = threading.Thread(target=poll, name="training-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        update_progress_artifact(artifact, 100.0 * trainer.steps_done(config, run_id) / plan.total_steps)
+
+
 @task(name="fit_model", cache_policy=NO_CACHE)
 def fit_model(config: TrainConfig, plan: trainer.TrainPlan, run_id: str) -> dict:
     """Train on Ray Train workers (recovering from worker failures); return the run's final figures."""
-    return trainer.fit(config, plan, run_id)
+    with _progress_artifact(config, plan, run_id):
+        return trainer.fit(config, plan, run_id)
 
 
 @task(name="publish_training_summary", cache_policy=NO_CACHE)

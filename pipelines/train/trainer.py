@@ -99,6 +99,13 @@ def fit(config: TrainConfig, plan: TrainPlan, run_id: str) -> dict:
     return summarize(config, run_id, plan)
 
 
+def steps_done(config: TrainConfig, run_id: str) -> int:
+    """The last step a worker logged metrics for (0 before the first log window)."""
+    rows = run_query(config.store.results_uri,
+                     f"SELECT coalesce(max(step), 0) FROM train_metrics WHERE run_id = '{run_id}'").rows
+    return int(rows[0][0])
+
+
 def summarize(config: TrainConfig, run_id: str, plan: TrainPlan) -> dict:
     """The final figures of a run, read back from the results store."""
     rows = run_query(config.store.results_uri, f"""

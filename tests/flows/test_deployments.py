@@ -17,12 +17,14 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, free_port
+from support.net import free_port
 
 from flows.demo_sample import DIGIT_NAMES, build_digit_sample, serve_folder
 from pipelines.store.query import run_query
 
 pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
 
 SERVE_TIMEOUT_S = 300
 RUN_TIMEOUT_S = 900

@@ -104,3 +104,13 @@ def test_train_clip_flow_records_the_run(prefect_server, shards, tmp_path):
     runs = run_query(config.store.results_uri, "SELECT flow, status FROM runs").rows
     assert runs == [("train_clip", "completed")]
     assert run_query(config.store.results_uri, "SELECT count(*) FROM checkpoints").rows == [(1,)]
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        progress = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[
+            "training-progress"])))
+        reports = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[
+            "training-report"])))
+    assert progress and progress[0].data == 100.0  # the steps done, polled from the store
+    assert reports and "final_loss" in reports[0].data  # the markdown summary

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import free_port
+from support.net import free_port
 
 from pipelines.config import PipelineConfig, VideoTrainConfig
 from pipelines.errors import ClipLineError

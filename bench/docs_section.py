@@ -1,0 +1,34 @@
+"""Write one benchmark's section of docs/benchmarks.md, leaving the other benchmarks' sections as they are."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+DOC_HEADER = ("# Benchmarks\n\nEach section below is written by its `make bench-*` target; rerun the target "
+              "to refresh it. Every section names the machine, the versions and the command.\n")
+
+
+def section_end(lines: list[str], start: int) -> int:
+    """Index of the next `#`/`##` heading after `start` outside code fences, or len(lines)."""
+    in_fence = False
+    for i in range(start + 1, len(lines)):
+        if lines[i].startswith("```"):
+            in_fence = not in_fence
+        elif not in_fence and lines[i].startswith(("# ", "## ")):
+            return i
+    return len(lines)
+
+
+def update_section(path: Path, heading: str, section: str) -> None:
+    """Replace the section that starts with the line `heading` (up to the next heading) with `section`, or append
+    it. The file is read now: other benchmarks write their own sections of it."""
+    text = path.read_text() if path.exists() else DOC_HEADER
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.strip() == heading), None)
+    new = [*section.rstrip("\n").splitlines(), ""]  # a blank line before whatever heading follows
+    if start is None:
+        lines += ["", *new]
+    else:
+        lines[start:section_end(lines, start)] = new
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines).rstrip("\n") + "\n")
