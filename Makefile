@@ -58,7 +58,7 @@ bench-eval: install
 
 # A local Prefect server, the process work pool, `prefect deploy --all` (prefect.yaml) and a worker.
 serve: install
-	infra/serve.sh
+	BIN=$(BIN) infra/serve.sh
 
 # The pipeline's nightly schedule ships inactive; these switch it (a server must be running).
 schedule-on: install

@@ -6,6 +6,7 @@ import argparse
 import json
 import posixpath
 
+from flows import prefect_api
 from flows.cli_options import add_config_options, config_from_args
 from flows.output import as_table
 from pipelines.config import EvalConfig
@@ -35,7 +36,9 @@ def table_rows(results: list[dict]) -> list[tuple]:
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(EvalConfig, args)
+    prefect_api.start_in_background()
     from flows.evaluate import evaluate  # imports Prefect, Ray and torch: only once the config is valid
+    prefect_api.ready()
 
     results = evaluate(config)
     if args.json:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from flows import prefect_api
 from flows.cli_options import add_config_options, config_from_args
 from pipelines.config import VideoIngestConfig
 
@@ -22,7 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(VideoIngestConfig, args)
+    prefect_api.start_in_background()
     from flows.ingest_videos import ingest_videos  # imports Prefect and Ray: only once the config is valid
+    prefect_api.ready()
 
     summary = ingest_videos(config)
     print(json.dumps(summary, indent=1))

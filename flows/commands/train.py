@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from flows import prefect_api
 from flows.cli_options import add_config_options, config_from_args
 from pipelines.config import TrainConfig
 
@@ -17,7 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(TrainConfig, args)
+    prefect_api.start_in_background()
     from flows.train import train_clip  # imports Prefect, Ray and torch: only once the config is valid
+    prefect_api.ready()
 
     print(json.dumps(train_clip(config), indent=1))
     return 0

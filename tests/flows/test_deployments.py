@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from pipelines.store.query import run_query
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent  # the virtual environment running the tests (CI keeps it outside the clone)
 
 SERVE_TIMEOUT_S = 300
 RUN_TIMEOUT_S = 900
@@ -36,7 +38,7 @@ def served(tmp_path_factory):
     root = tmp_path_factory.mktemp("serve")
     port = free_port()
     env = {**os.environ, "PREFECT_PORT": str(port), "PREFECT_HOME": str(root / "prefect"),
-           "CLIPLINE_HOME": str(root / "home"), "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"}
+           "CLIPLINE_HOME": str(root / "home"), "PREFECT_API_URL": f"http://127.0.0.1:{port}/api", "BIN": str(BIN)}
     env.pop("RAY_ADDRESS", None)  # flow runs start their own Ray, as on a user's machine
     log = (root / "serve.log").open("w")
     process = subprocess.Popen([str(REPO / "infra" / "serve.sh")], cwd=REPO, env=env, stdout=log,
@@ -65,7 +67,7 @@ def url_lists(tmp_path_factory):
 
 
 def deployment_run(env: dict, config: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([str(REPO / ".venv" / "bin" / "prefect"), "deployment", "run", "pipeline/nightly",
+    return subprocess.run([str(BIN / "prefect"), "deployment", "run", "pipeline/nightly",
                            "--param", f"config={json.dumps(config)}", "--watch"],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
 
@@ -89,7 +91,7 @@ def test_pipeline_deployment_runs_every_stage_and_a_rerun_takes_them_from_the_ca
     assert run_query(results, "SELECT max(step) FROM checkpoints").rows == [(6,)]
     assert run_query(results, "SELECT count(DISTINCT task) FROM eval_results").rows == [(3,)]
     assert (root / "work" / "report.html").stat().st_size > 10_000
-    artifacts = subprocess.run([str(REPO / ".venv" / "bin" / "prefect"), "artifact", "ls"], env=env,
+    artifacts = subprocess.run([str(BIN / "prefect"), "artifact", "ls"], env=env,
                                capture_output=True, text=True, timeout=120).stdout
     for key in ("pipeline-summary", "ingest-report", "training-report", "evaluation-report", "distance-report"):
         assert key in artifacts  # each flow leaves a markdown summary
