@@ -31,12 +31,29 @@ def render_report(config: PipelineConfig) -> str:
     return uri
 
 
+def _fields(*keys: str):
+    return lambda result: ", ".join(f"{k} {result[k]:.4g}" if isinstance(result[k], float) else f"{k} {result[k]}"
+                                    for k in keys if result.get(k) is not None)
+
+
+def _evaluation(result: dict) -> str:
+    return ", ".join(f"{r['task']} {r['strategy'] or ''} acc1 {r['metrics']['acc1']:.3f}".replace("  ", " ")
+                     for r in result.get("results", []) if "acc1" in r["metrics"])
+
+
+def _distances(result: dict) -> str:
+    pairs = [r for r in result["distances"] if r["dataset_a"] != r["dataset_b"]]
+    return ", ".join(f"{r['space']} {r['dataset_a']}~{r['dataset_b']} excess {r['excess']:.3g}" for r in pairs)
+
+
+# stage -> the figures its summary line shows
+FIGURES = {"ingest_images": _fields("successes", "samples"), "ingest_held_out": _fields("successes", "samples"),
+           "ingest_videos": _fields("successes", "samples"), "train_clip": _fields("final_loss", "steps"),
+           "train_video": _fields("final_loss", "steps"), "evaluate": _evaluation, "dataset_distance": _distances}
+
+
 def _figure(stage: str, result: dict) -> str:
-    keys = {"ingest_images": ("successes", "samples"), "ingest_held_out": ("successes", "samples"),
-            "ingest_videos": ("successes", "samples"), "train_clip": ("final_loss", "steps"),
-            "train_video": ("final_loss", "steps")}.get(stage, ())
-    return ", ".join(f"{k} {result[k]:.4g}" if isinstance(result.get(k), float) else f"{k} {result.get(k)}"
-                     for k in keys if k in result)
+    return FIGURES[stage](result)
 
 
 @task(name="publish_pipeline_summary", cache_policy=NO_CACHE)

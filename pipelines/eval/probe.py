@@ -12,8 +12,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import train_test_split
 
 from pipelines.errors import ClipLineError
 from pipelines.eval.context import PairContext
@@ -70,6 +68,8 @@ def _split(context: PairContext, settings: ProbeSettings) -> _Split:
         train = context.train_images
         return _Split(train.features, dataset.train.labels[train.indices], images.features, labels, images.indices)
     try:
+        from sklearn.model_selection import train_test_split  # seconds to import: only for probes
+
         train_rows, test_rows = train_test_split(np.arange(len(labels)), test_size=settings.test_fraction,
                                                  random_state=settings.seed, stratify=labels)
     except ValueError as e:  # unreadable images left a class too small to split
@@ -81,6 +81,8 @@ def _split(context: PairContext, settings: ProbeSettings) -> _Split:
 def evaluate_probe(context: PairContext, settings: ProbeSettings) -> list[TaskOutput]:
     dataset = context.dataset
     split = _split(context, settings)
+    from sklearn.linear_model import LogisticRegression  # seconds to import: only for probes
+
     model = LogisticRegression(C=settings.c, max_iter=settings.max_iter, random_state=settings.seed)
     model.fit(split.train_x, split.train_y)
     names = _class_names(dataset)

@@ -53,3 +53,15 @@ def test_unwritable_storage_is_reported_before_any_stage(config, monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
     with pytest.raises(ClipLineError, match="s3://no-such-bucket"):
         preflight(config.model_copy(update={"workdir": "s3://no-such-bucket/work"}))
+
+
+def test_the_pipeline_summary_names_each_stages_key_figures():
+    from tasks.pipeline import _figure
+
+    evaluation = {"results": [{"task": "zeroshot", "strategy": "ensemble", "metrics": {"acc1": 0.8123}},
+                              {"task": "retrieval", "strategy": None, "metrics": {"image_retrieval_recall@1": 0.1}}]}
+    distances = {"distances": [{"space": "clip_image", "dataset_a": "a", "dataset_b": "a", "excess": 0.0},
+                               {"space": "clip_image", "dataset_a": "a", "dataset_b": "b", "excess": 0.25}]}
+    assert _figure("evaluate", evaluation) == "zeroshot ensemble acc1 0.812"
+    assert _figure("dataset_distance", distances) == "clip_image a~b excess 0.25"
+    assert _figure("train_clip", {"final_loss": 2.5, "steps": 300, "run_id": "x"}) == "final_loss 2.5, steps 300"

@@ -68,3 +68,24 @@ def test_recall_k_is_capped_at_the_number_of_candidates():
     images = np.stack([_axis(0), _axis(1)])
     metrics = retrieval_metrics(images, images.copy(), np.array([0, 1]), [10])
     assert metrics == {"image_retrieval_recall@10": 1.0, "text_retrieval_recall@10": 1.0}
+
+
+def test_mean_per_class_recall_and_confusion_counts_match_sklearn():
+    import warnings
+
+    import numpy as np
+    from sklearn.metrics import balanced_accuracy_score, confusion_matrix
+
+    from pipelines.eval.metrics import mean_per_class_recall
+    from pipelines.eval.plots import confusion_counts
+
+    rng = np.random.default_rng(0)
+    for trial in range(20):
+        labels = rng.integers(0, 7, size=200)
+        labels[labels == trial % 7] = (trial + 1) % 7  # a class absent from the labels ...
+        predicted = np.where(rng.random(200) < 0.6, labels, rng.integers(0, 7, size=200))  # ... but predicted
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # sklearn warns about the predicted-only class
+            expected = balanced_accuracy_score(labels, predicted)
+        assert abs(mean_per_class_recall(labels, predicted) - expected) < 1e-12
+        assert (confusion_counts(labels, predicted, 7) == confusion_matrix(labels, predicted, labels=range(7))).all()

@@ -1,0 +1,35 @@
+"""A CLI verb with no PREFECT_API_URL boots its own temporary Prefect server, and leaves nothing running."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from support.shards import write_digit_shards
+
+pytestmark = pytest.mark.e2e
+
+BIN = Path(sys.executable).parent
+
+
+def test_a_verb_without_a_prefect_server_starts_one_and_stops_it(tmp_path):
+    from gensim.test.utils import datapath
+
+    write_digit_shards(tmp_path / "a", num_shards=1, per_shard=20)
+    write_digit_shards(tmp_path / "b", num_shards=1, per_shard=20, offset=500)
+    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "RAY_ADDRESS")}
+    env["PREFECT_HOME"] = str(tmp_path / "prefect")
+    process = subprocess.Popen(
+        [str(BIN / "clipline"), "distance", "--datasets", f"a={tmp_path / 'a'}", f"b={tmp_path / 'b'}", "--space",
+         "fasttext_text", "--text-model", datapath("lee_fasttext_new.bin"), "--results-uri",
+         str(tmp_path / "results"), "--json"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    stdout, stderr = process.communicate(timeout=600)
+    assert process.returncode == 0, stderr[-3000:]
+    assert '"dataset_a": "a"' in stdout
+    assert (tmp_path / "prefect" / "prefect.db").exists()  # the server's SQLite database, in PREFECT_HOME
+    with pytest.raises(ProcessLookupError):
+        os.killpg(process.pid, 0)  # no process of the CLI's session (the uvicorn server) outlived it
