@@ -38,7 +38,7 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
-from docs_section import update_section
+from docs_section import machine_info, update_section
 
 log = logging.getLogger("bench.distance")
 
@@ -176,18 +176,6 @@ def measure(case: str, n: int, timeout_s: float = 1800) -> Measurement:
     log.info("%s n=%d: value %.6f, %.1f s compute, %.1f s wall, %.0f MB peak RSS", case, n, m.value, m.compute_s,
              m.wall_s, m.peak_rss_mb)
     return m
-
-
-def machine_info() -> str:
-    """CPUs this process may use, their model, RAM, kernel."""
-    cpu = platform.processor() or "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    ram_kib = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                   if line.startswith("MemTotal:"))
-    return f"{len(os.sched_getaffinity(0))} CPUs ({cpu}), {ram_kib / 2**20:.1f} GiB RAM, Linux {platform.release()}"
 
 
 def load_average() -> str:

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import platform
 from pathlib import Path
 
 DOC_HEADER = ("# Benchmarks\n\nEach section below is written by its `make bench-*` target; rerun the target "
               "to refresh it. Every section names the machine, the versions and the command.\n")
+
+
+def machine_info() -> str:
+    """CPUs this process may use (as nproc counts them), their model, RAM and kernel: every section's Machine line."""
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor() or "unknown CPU")
+    ram_kib = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                   if line.startswith("MemTotal:"))
+    cpus = len(os.sched_getaffinity(0))
+    return f"{cpus} CPUs (nproc; {cpu}), {ram_kib / 2**20:.1f} GiB RAM, Linux {platform.release()}"
 
 
 def section_end(lines: list[str], start: int) -> int:

@@ -22,7 +22,6 @@ import io
 import json
 import logging
 import os
-import platform
 import resource
 import socket
 import subprocess
@@ -34,7 +33,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from docs_section import update_section
+from docs_section import machine_info, update_section
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
@@ -282,13 +281,6 @@ def parity(cb: dict, cl: dict) -> list[tuple[str, str, float, float, float]]:
     return rows
 
 
-def machine_info() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor() or "unknown CPU")
-    load = os.getloadavg()[0]
-    return f"{len(os.sched_getaffinity(0))} CPUs ({cpu}), load average {load:.1f} at the end of the run"
-
-
 CL_RUN_TITLES = {"all": "**one call**: zero-shot single + ensemble + vote, retrieval (Prefect server running)",
                  "ephemeral": "the same call, with its own ephemeral Prefect server",
                  "ensemble": "zero-shot ensemble alone (Prefect server running)"}
@@ -323,7 +315,7 @@ def render(args, cb: dict, cl: dict, rows: list) -> str:
              f"default amp autocasts to bfloat16), batch {args.batch_size}, CPU; clip_benchmark `--num_workers "
              f"{args.num_workers}`. Fastest of {args.repeat} runs each; wall time includes start-up; CPU is user + "
              f"system of the process and its children, plus the Prefect server's while it served the call. "
-             f"Machine: {machine_info()}.", "",
+             f"Machine: {machine_info()}, load average {os.getloadavg()[0]:.1f} at the end of the run.", "",
              f"**Parity:** {len(rows)} metric comparisons, largest difference {worst:.2g} "
              f"({'within' if worst <= args.tolerance else 'OUTSIDE'} {args.tolerance:g}).", "",
              f"**Speed:** what clip_benchmark computes in three calls, one clipline call computes (plus the vote "

