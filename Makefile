@@ -25,7 +25,7 @@ $(DEPS_STAMP): pyproject.toml
 	rm -f $(VENV)/.deps-* && touch $@
 
 demo: install
-	$(BIN)/python -m flows.demo
+	$(BIN)/python -m clipline.flows.demo
 
 test: install browser
 	$(BIN)/pytest $(PYTEST_ARGS)
@@ -68,4 +68,4 @@ schedule-off: install
 	$(BIN)/prefect deployment schedule pause pipeline/nightly --all
 
 clean:
-	rm -rf .clipline .pytest_cache
+	rm -rf .clipline .pytest_cache build dist

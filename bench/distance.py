@@ -64,13 +64,13 @@ def points(n: int, dtype: str, which: int) -> np.ndarray:
 
 
 def exact_max_iter(n: int) -> int:
-    from pipelines.distance import wasserstein
+    from clipline.pipelines.distance import wasserstein
 
     return max(wasserstein.EXACT_MIN_ITER, wasserstein.EXACT_ITER_PER_CELL * n * n)
 
 
 def case_exact_clipline(n: int) -> Callable[[], float]:
-    from pipelines.distance.wasserstein import exact
+    from clipline.pipelines.distance.wasserstein import exact
 
     x, y = points(n, "float64", 0), points(n, "float64", 1)
     exact(x[:10], y[:10])  # loads POT outside the timing
@@ -91,8 +91,8 @@ def case_exact_pot(n: int) -> Callable[[], float]:
 
 
 def case_sliced_clipline(n: int) -> Callable[[], float]:
-    from pipelines.config import TransportConfig
-    from pipelines.distance.wasserstein import sliced
+    from clipline.pipelines.config import TransportConfig
+    from clipline.pipelines.distance.wasserstein import sliced
 
     x, y = points(n, "float32", 0), points(n, "float32", 1)
     return lambda: sliced(x, y, TransportConfig(projections=PROJECTIONS), seed=SEED).value
@@ -101,7 +101,7 @@ def case_sliced_clipline(n: int) -> Callable[[], float]:
 def case_sliced_pot_chunked(n: int) -> Callable[[], float]:
     import ot
 
-    from pipelines.distance.wasserstein import random_directions
+    from clipline.pipelines.distance.wasserstein import random_directions
 
     # float64: on float32 input POT accumulates its quantile weights in float32 and was 1e-3 off at n = 100,000
     x, y = points(n, "float64", 0), points(n, "float64", 1)
@@ -118,7 +118,7 @@ def case_exact_inputs(n: int) -> Callable[[], float]:
     """The floor of the exact rows: the inputs, and the libraries clipline's exact loads (POT, and torch with it)."""
     import ot  # noqa: F401
 
-    from pipelines.distance import wasserstein  # noqa: F401
+    from clipline.pipelines.distance import wasserstein  # noqa: F401
 
     inputs = points(n, "float64", 0), points(n, "float64", 1)
     return lambda: float("nan") if inputs else 0.0
@@ -126,7 +126,7 @@ def case_exact_inputs(n: int) -> Callable[[], float]:
 
 def case_sliced_inputs(n: int) -> Callable[[], float]:
     """The floor of the sliced rows: the inputs and clipline's module (numpy only: POT is never imported)."""
-    from pipelines.distance import wasserstein  # noqa: F401
+    from clipline.pipelines.distance import wasserstein  # noqa: F401
 
     inputs = points(n, "float32", 0), points(n, "float32", 1)
     return lambda: float("nan") if inputs else 0.0

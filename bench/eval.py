@@ -94,11 +94,10 @@ def ensure_clip_benchmark() -> None:
 
 def ensure_checkpoint(steps: int) -> str:
     """The latest checkpoint of WORK/run, trained here (Ray Train's local mode) when there is none."""
+    from clipline.pipelines.config import StoreConfig, TrainConfig
+    from clipline.pipelines.train.checkpoint import latest_checkpoint
+    from clipline.pipelines.train.trainer import fit, plan_training
     from support.shards import write_digit_shards
-
-    from pipelines.config import StoreConfig, TrainConfig
-    from pipelines.train.checkpoint import latest_checkpoint
-    from pipelines.train.trainer import fit, plan_training
 
     run = WORK / "run"
     if latest := latest_checkpoint(str(run)):

@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import ingest_measure
 import ingest_server
+
 from support import videos
 
 log = logging.getLogger("bench.ingest_videos")
@@ -203,8 +204,8 @@ def video2dataset_works() -> str | None:
 
 def measure_access(repeats: int) -> list[dict]:
     """CPU s per clip and frames decoded, per clip x sampling x frame access mode (in this process)."""
-    from pipelines.config import ImageConfig, VideoConfig
-    from pipelines.crawl.videos import sample_video
+    from clipline.pipelines.config import ImageConfig, VideoConfig
+    from clipline.pipelines.crawl.videos import sample_video
 
     image = ImageConfig(image_size=256, resize_mode="center_crop")
     rows = []

@@ -86,7 +86,7 @@ class RunResult:
 
 
 def _steady(results_uri: str, run_id: str, name: str, skip: int) -> float:
-    from pipelines.store.query import run_query
+    from clipline.pipelines.store.query import run_query
 
     rows = run_query(results_uri, f"SELECT step, value FROM train_metrics WHERE run_id = '{run_id}' "
                                   f"AND name = '{name}' ORDER BY step").rows
@@ -116,9 +116,9 @@ def head_step_ms(encoder, batch: int, num_frames: int, dim: int, repeats: int = 
 
 
 def run_one(head: str, frozen: bool, data: str, args: argparse.Namespace) -> RunResult:
-    from pipelines.config import StoreConfig, VideoTrainConfig
-    from pipelines.train.kinds import VideoText
-    from pipelines.train.trainer import fit, plan_training
+    from clipline.pipelines.config import StoreConfig, VideoTrainConfig
+    from clipline.pipelines.train.kinds import VideoText
+    from clipline.pipelines.train.trainer import fit, plan_training
 
     name = f"{head}-{'frozen' if frozen else 'unfrozen'}"
     out = WORK / "runs" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -13,22 +13,24 @@ import sys
 
 from pydantic import ValidationError
 
-from pipelines.errors import ClipLineError
+from clipline.pipelines.errors import ClipLineError
+from clipline.pipelines.version import version_line
 
-# verb -> (module with add_arguments(parser) and run(args) -> exit code, one-line help)
+# verb -> (module of clipline.flows.commands with add_arguments(parser) and run(args) -> exit code, one-line help)
 VERBS: dict[str, tuple[str, str]] = {
-    "ingest": ("flows.commands.ingest", "Crawl an image-text URL list into WebDataset shards (img2dataset-style)."),
-    "ingest-videos": ("flows.commands.ingest_videos", "Crawl a video-text URL list into WebDataset shards of frames."),
-    "train": ("flows.commands.train", "Train a CLIP-style model on WebDataset shards with Ray Train."),
-    "train-video": ("flows.commands.train_video", "Train a video-text model: CLIP towers plus a temporal head."),
-    "eval": ("flows.commands.evaluate", "Evaluate checkpoints: zero-shot, retrieval, linear probes (clip_benchmark)."),
-    "distance": ("flows.commands.distance", "Wasserstein-1 distances between datasets in CLIP image and fastText "
+    "ingest": ("ingest", "Crawl an image-text URL list into WebDataset shards (img2dataset-style)."),
+    "ingest-videos": ("ingest_videos", "Crawl a video-text URL list into WebDataset shards of frames."),
+    "train": ("train", "Train a CLIP-style model on WebDataset shards with Ray Train."),
+    "train-video": ("train_video", "Train a video-text model: CLIP towers plus a temporal head."),
+    "eval": ("evaluate", "Evaluate checkpoints: zero-shot, retrieval, linear probes (clip_benchmark)."),
+    "distance": ("distance", "Wasserstein-1 distances between datasets in CLIP image and fastText "
                  "caption embeddings."),
-    "sql": ("flows.commands.sql", "Query the results store with read-only SQL (or a named query)."),
-    "compact": ("flows.commands.compact", "Merge the results store's small Parquet files."),
-    "report": ("flows.commands.report", "Render the results store as one static HTML page (charts inline)."),
+    "sql": ("sql", "Query the results store with read-only SQL (or a named query)."),
+    "compact": ("compact", "Merge the results store's small Parquet files."),
+    "report": ("report", "Render the results store as one static HTML page (charts inline)."),
 }
 
+COMMANDS = "clipline.flows.commands"
 EXIT_USAGE = 2
 
 
@@ -40,11 +42,13 @@ def build_parser(verb: str | None) -> argparse.ArgumentParser:
                "under $CLIPLINE_HOME (default ./.clipline) unless an option says otherwise.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="Log debug messages.")
+    parser.add_argument("--version", action="version", version=version_line(),
+                        help="Print the version and the git commit it was built from, then exit.")
     subparsers = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     for name, (module_name, help_text) in VERBS.items():
         sub = subparsers.add_parser(name, help=help_text, description=help_text)
         if name == verb:
-            importlib.import_module(module_name).add_arguments(sub)
+            importlib.import_module(f"{COMMANDS}.{module_name}").add_arguments(sub)
     return parser
 
 
@@ -57,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("aiobotocore", "botocore", "s3fs", "fsspec", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
-        return importlib.import_module(VERBS[args.verb][0]).run(args)
+        return importlib.import_module(f"{COMMANDS}.{VERBS[args.verb][0]}").run(args)
     except ClipLineError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE

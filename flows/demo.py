@@ -18,11 +18,11 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from flows.cli import main as clipline
-from flows.demo_sample import DIGIT_NAMES, build_digit_sample, build_video_sample, serve_folder
-from pipelines import storage
-from pipelines.config import PipelineConfig, StoreConfig, home_uri
-from pipelines.store.query import run_query
+from clipline.flows.cli import main as clipline
+from clipline.flows.demo_sample import DIGIT_NAMES, build_digit_sample, build_video_sample, serve_folder
+from clipline.pipelines import storage
+from clipline.pipelines.config import PipelineConfig, StoreConfig, home_uri
+from clipline.pipelines.store.query import run_query
 
 log = logging.getLogger("clipline.demo")
 
@@ -62,7 +62,7 @@ def main() -> int:
     started = time.monotonic()
     with serve_folder(home / "sample") as base_url:
         config = demo_config(home, base_url)
-        from flows.pipeline import pipeline  # imports Prefect, Ray and torch
+        from clipline.flows.pipeline import pipeline  # imports Prefect, Ray and torch
 
         result = pipeline(config)
     results = config.store.results_uri

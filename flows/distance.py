@@ -7,9 +7,9 @@ from dataclasses import asdict
 from prefect import flow
 from prefect.runtime import flow_run
 
-from pipelines.config import DatasetDistanceConfig
-from pipelines.store.runs import recorded_run
-from tasks.distance import (
+from clipline.pipelines.config import DatasetDistanceConfig
+from clipline.pipelines.store.runs import recorded_run
+from clipline.tasks.distance import (
     compare_datasets,
     draw_sample,
     embed_captions,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from prefect import flow
 from prefect.runtime import flow_run
 
-from pipelines.config import EvalConfig
-from pipelines.store.runs import recorded_run
-from tasks.evaluate import evaluate_pairs, plan_evaluation, publish_eval_results
+from clipline.pipelines.config import EvalConfig
+from clipline.pipelines.store.runs import recorded_run
+from clipline.tasks.evaluate import evaluate_pairs, plan_evaluation, publish_eval_results
 
 
 @flow(name="evaluate", validate_parameters=True)

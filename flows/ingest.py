@@ -7,10 +7,10 @@ import time
 from prefect import flow
 from prefect.runtime import flow_run
 
-from pipelines.config import IngestConfig
-from pipelines.crawl.images import ImageDecoder
-from pipelines.store.runs import recorded_run
-from tasks.crawl import check_locations, crawl_shards, plan_shards, publish_ingest_summary, write_dataset_index
+from clipline.pipelines.config import IngestConfig
+from clipline.pipelines.crawl.images import ImageDecoder
+from clipline.pipelines.store.runs import recorded_run
+from clipline.tasks.crawl import check_locations, crawl_shards, plan_shards, publish_ingest_summary, write_dataset_index
 
 
 @flow(name="ingest_images", validate_parameters=True)

@@ -11,10 +11,10 @@ import time
 from prefect import flow
 from prefect.runtime import flow_run
 
-from pipelines.config import VideoIngestConfig
-from pipelines.crawl.videos import VideoDecoder
-from pipelines.store.runs import recorded_run
-from tasks.crawl import check_locations, crawl_shards, plan_shards, publish_ingest_summary, write_dataset_index
+from clipline.pipelines.config import VideoIngestConfig
+from clipline.pipelines.crawl.videos import VideoDecoder
+from clipline.pipelines.store.runs import recorded_run
+from clipline.tasks.crawl import check_locations, crawl_shards, plan_shards, publish_ingest_summary, write_dataset_index
 
 
 @flow(name="ingest_videos", validate_parameters=True)

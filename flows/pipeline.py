@@ -22,21 +22,21 @@ from prefect.filesystems import LocalFileSystem, RemoteFileSystem
 from prefect.futures import as_completed
 from pydantic import BaseModel
 
-from pipelines import stages, storage
-from pipelines.config import PipelineConfig
-from pipelines.errors import ClipLineError
-from pipelines.store.runs import code_version
-from tasks.pipeline import preflight, publish_pipeline_summary, render_report, write_classnames
+from clipline.pipelines import stages, storage
+from clipline.pipelines.config import PipelineConfig
+from clipline.pipelines.errors import ClipLineError
+from clipline.pipelines.version import code_version
+from clipline.tasks.pipeline import preflight, publish_pipeline_summary, render_report, write_classnames
 
 # stage -> (module, flow function)
 STAGE_FLOWS: dict[str, tuple[str, str]] = {
-    "ingest_images": ("flows.ingest", "ingest_images"),
-    "ingest_held_out": ("flows.ingest", "ingest_images"),
-    "ingest_videos": ("flows.ingest_videos", "ingest_videos"),
-    "train_clip": ("flows.train", "train_clip"),
-    "train_video": ("flows.train_video", "train_video"),
-    "evaluate": ("flows.evaluate", "evaluate"),
-    "dataset_distance": ("flows.distance", "dataset_distance"),
+    "ingest_images": ("clipline.flows.ingest", "ingest_images"),
+    "ingest_held_out": ("clipline.flows.ingest", "ingest_images"),
+    "ingest_videos": ("clipline.flows.ingest_videos", "ingest_videos"),
+    "train_clip": ("clipline.flows.train", "train_clip"),
+    "train_video": ("clipline.flows.train_video", "train_video"),
+    "evaluate": ("clipline.flows.evaluate", "evaluate"),
+    "dataset_distance": ("clipline.flows.distance", "dataset_distance"),
 }
 STAGE_RETRIES = 2
 

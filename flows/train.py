@@ -5,9 +5,9 @@ from __future__ import annotations
 from prefect import flow
 from prefect.runtime import flow_run
 
-from pipelines.config import TrainConfig
-from pipelines.store.runs import recorded_run
-from tasks.train import fit_model, plan_training, publish_training_summary
+from clipline.pipelines.config import TrainConfig
+from clipline.pipelines.store.runs import recorded_run
+from clipline.tasks.train import fit_model, plan_training, publish_training_summary
 
 
 @flow(name="train_clip", validate_parameters=True)

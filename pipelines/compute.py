@@ -8,7 +8,7 @@ import threading
 
 import ray
 
-from pipelines.errors import ClipLineError
+from clipline.pipelines.errors import ClipLineError
 
 log = logging.getLogger(__name__)
 _STARTING = threading.Lock()  # the pipeline's stages run in threads and may all start Ray at once

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from pipelines import storage
-from pipelines.config import (
+from clipline.pipelines import storage
+from clipline.pipelines.config import (
     DatasetDistanceConfig,
     EvalConfig,
     FetchConfig,
@@ -32,8 +32,8 @@ from pipelines.config import (
     VideoIngestConfig,
     VideoTrainConfig,
 )
-from pipelines.errors import ClipLineError
-from pipelines.train import checkpoint as ckpt
+from clipline.pipelines.errors import ClipLineError
+from clipline.pipelines.train import checkpoint as ckpt
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 from fsspec.spec import AbstractBufferedFile
 
-from pipelines.errors import ClipLineError
+from clipline.pipelines.errors import ClipLineError
 
 log = logging.getLogger(__name__)
 

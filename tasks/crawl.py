@@ -9,13 +9,13 @@ from prefect.artifacts import create_progress_artifact, create_table_artifact, u
 from prefect.cache_policies import NO_CACHE
 from tqdm import tqdm
 
-from pipelines import storage
-from pipelines.config import IngestConfig, ReaderConfig
-from pipelines.crawl import distribute, reader, writer
-from pipelines.crawl.reader import ShardInput
-from pipelines.crawl.sample import SampleDecoder
-from pipelines.crawl.shard import ShardResult
-from tasks.summaries import publish_summary
+from clipline.pipelines import storage
+from clipline.pipelines.config import IngestConfig, ReaderConfig
+from clipline.pipelines.crawl import distribute, reader, writer
+from clipline.pipelines.crawl.reader import ShardInput
+from clipline.pipelines.crawl.sample import SampleDecoder
+from clipline.pipelines.crawl.shard import ShardResult
+from clipline.tasks.summaries import publish_summary
 
 ARTIFACT_EVERY_S = 5.0  # progress artifact updates go to the API; the terminal bar updates faster
 

@@ -6,11 +6,11 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from pipelines.config import DatasetDistanceConfig
-from pipelines.distance import embed, run
-from pipelines.distance.compare import DistanceRow
-from pipelines.distance.datasets import DatasetSample
-from tasks.summaries import publish_summary
+from clipline.pipelines.config import DatasetDistanceConfig
+from clipline.pipelines.distance import embed, run
+from clipline.pipelines.distance.compare import DistanceRow
+from clipline.pipelines.distance.datasets import DatasetSample
+from clipline.tasks.summaries import publish_summary
 
 
 @task(name="plan_distances", cache_policy=NO_CACHE)

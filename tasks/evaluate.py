@@ -8,10 +8,10 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from pipelines.config import EvalConfig
-from pipelines.eval import runner
-from pipelines.eval.results import EvalResult
-from tasks.summaries import publish_summary
+from clipline.pipelines.config import EvalConfig
+from clipline.pipelines.eval import runner
+from clipline.pipelines.eval.results import EvalResult
+from clipline.tasks.summaries import publish_summary
 
 
 @task(name="plan_evaluation", cache_policy=NO_CACHE)

@@ -6,9 +6,9 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from pipelines import stages
-from pipelines.config import PipelineConfig, ReportConfig
-from pipelines.report.page import write_report
+from clipline.pipelines import stages
+from clipline.pipelines.config import PipelineConfig, ReportConfig
+from clipline.pipelines.report.page import write_report
 
 
 @task(name="preflight", cache_policy=NO_CACHE)

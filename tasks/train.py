@@ -11,9 +11,9 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 
-from pipelines.config import TrainConfig
-from pipelines.train import trainer
-from tasks.summaries import publish_summary
+from clipline.pipelines.config import TrainConfig
+from clipline.pipelines.train import trainer
+from clipline.tasks.summaries import publish_summary
 
 log = logging.getLogger(__name__)
 

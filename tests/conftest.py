@@ -89,7 +89,7 @@ def ray_cluster():
     """One local Ray instance for the session (2 CPUs, like CI); subprocesses join it."""
     import ray
 
-    from pipelines.compute import ensure_ray
+    from clipline.pipelines.compute import ensure_ray
 
     os.environ.pop("RAY_ADDRESS", None)
     ensure_ray(num_cpus=2)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from flows.cli_options import add_config_options, config_from_args
-from pipelines.config import StoreConfig
-from pipelines.store.compact import compact_store
+from clipline.flows.cli_options import add_config_options, config_from_args
+from clipline.pipelines.config import StoreConfig
+from clipline.pipelines.store.compact import compact_store
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

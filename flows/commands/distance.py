@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from flows import prefect_api
-from flows.cli_options import add_config_options, config_from_args
-from flows.output import as_table
-from pipelines.config import DatasetDistanceConfig
+from clipline.flows import prefect_api
+from clipline.flows.cli_options import add_config_options, config_from_args
+from clipline.flows.output import as_table
+from clipline.pipelines.config import DatasetDistanceConfig
 
 COLUMNS = ["space", "dataset_a", "dataset_b", "method", "n", "w1", "self_a", "self_b", "excess", "ci"]
 
@@ -38,7 +38,9 @@ def table_rows(result: dict) -> list[tuple]:
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(DatasetDistanceConfig, args)
     prefect_api.start_in_background()
-    from flows.distance import dataset_distance  # imports Prefect, Ray and torch: only once the config is valid
+    from clipline.flows.distance import (
+        dataset_distance,  # imports Prefect, Ray and torch: only once the config is valid
+    )
     prefect_api.ready()
 
     result = dataset_distance(config)

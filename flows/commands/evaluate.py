@@ -6,10 +6,10 @@ import argparse
 import json
 import posixpath
 
-from flows import prefect_api
-from flows.cli_options import add_config_options, config_from_args
-from flows.output import as_table
-from pipelines.config import EvalConfig
+from clipline.flows import prefect_api
+from clipline.flows.cli_options import add_config_options, config_from_args
+from clipline.flows.output import as_table
+from clipline.pipelines.config import EvalConfig
 
 COLUMNS = ["checkpoint", "dataset", "task", "strategy", "metric", "value"]
 
@@ -37,7 +37,7 @@ def table_rows(results: list[dict]) -> list[tuple]:
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(EvalConfig, args)
     prefect_api.start_in_background()
-    from flows.evaluate import evaluate  # imports Prefect, Ray and torch: only once the config is valid
+    from clipline.flows.evaluate import evaluate  # imports Prefect, Ray and torch: only once the config is valid
     prefect_api.ready()
 
     results = evaluate(config)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from flows import prefect_api
-from flows.cli_options import add_config_options, config_from_args
-from pipelines.config import VideoIngestConfig
+from clipline.flows import prefect_api
+from clipline.flows.cli_options import add_config_options, config_from_args
+from clipline.pipelines.config import VideoIngestConfig
 
 # ImageConfig fields that judge a downloaded image, not a decoded frame: videos have max_resolution instead
 IMAGE_ONLY = ("skip_reencode", "max_pixels", "min_image_size", "max_aspect_ratio")
@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(VideoIngestConfig, args)
     prefect_api.start_in_background()
-    from flows.ingest_videos import ingest_videos  # imports Prefect and Ray: only once the config is valid
+    from clipline.flows.ingest_videos import ingest_videos  # imports Prefect and Ray: only once the config is valid
     prefect_api.ready()
 
     summary = ingest_videos(config)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from flows.cli_options import add_config_options, config_from_args
-from pipelines.config import ReportConfig
-from pipelines.report.page import write_report
+from clipline.flows.cli_options import add_config_options, config_from_args
+from clipline.pipelines.config import ReportConfig
+from clipline.pipelines.report.page import write_report
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from flows.cli_options import add_config_options, config_from_args
-from flows.output import FORMATS
-from pipelines.config import StoreConfig
-from pipelines.errors import ClipLineError
-from pipelines.store.query import named_queries, named_query_sql, run_query
+from clipline.flows.cli_options import add_config_options, config_from_args
+from clipline.flows.output import FORMATS
+from clipline.pipelines.config import StoreConfig
+from clipline.pipelines.errors import ClipLineError
+from clipline.pipelines.store.query import named_queries, named_query_sql, run_query
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from flows import prefect_api
-from flows.cli_options import add_config_options, config_from_args
-from pipelines.config import TrainConfig
+from clipline.flows import prefect_api
+from clipline.flows.cli_options import add_config_options, config_from_args
+from clipline.pipelines.config import TrainConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(TrainConfig, args)
     prefect_api.start_in_background()
-    from flows.train import train_clip  # imports Prefect, Ray and torch: only once the config is valid
+    from clipline.flows.train import train_clip  # imports Prefect, Ray and torch: only once the config is valid
     prefect_api.ready()
 
     print(json.dumps(train_clip(config), indent=1))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from flows import prefect_api
-from flows.cli_options import add_config_options, config_from_args
-from pipelines.config import VideoTrainConfig
+from clipline.flows import prefect_api
+from clipline.flows.cli_options import add_config_options, config_from_args
+from clipline.pipelines.config import VideoTrainConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(VideoTrainConfig, args)
     prefect_api.start_in_background()
-    from flows.train_video import train_video  # imports Prefect, Ray and torch: only once the config is valid
+    from clipline.flows.train_video import train_video  # imports Prefect, Ray and torch: only once the config is valid
     prefect_api.ready()
 
     print(json.dumps(train_video(config), indent=1))

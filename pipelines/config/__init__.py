@@ -7,7 +7,7 @@ has a module of this package (base, ingest, train, evaluate, distance,
 pipeline); callers import them from `pipelines.config`.
 """
 
-from pipelines.config.base import (
+from clipline.pipelines.config.base import (
                                    DEFAULT_HOME,
                                    HOME_ENV,
                                    Config,
@@ -16,15 +16,15 @@ from pipelines.config.base import (
                                    default_results_uri,
                                    home_uri,
 )
-from pipelines.config.distance import (
+from clipline.pipelines.config.distance import (
                                    EMBEDDING_SPACES,
                                    DatasetDistanceConfig,
                                    DistanceConfig,
                                    FastTextConfig,
                                    TransportConfig,
 )
-from pipelines.config.evaluate import PROMPT_STRATEGIES, EvalConfig
-from pipelines.config.ingest import (
+from clipline.pipelines.config.evaluate import PROMPT_STRATEGIES, EvalConfig
+from clipline.pipelines.config.ingest import (
                                    FetchConfig,
                                    ImageConfig,
                                    IngestConfig,
@@ -33,8 +33,8 @@ from pipelines.config.ingest import (
                                    VideoFetchConfig,
                                    VideoIngestConfig,
 )
-from pipelines.config.pipeline import PipelineConfig, ReportConfig, default_pipeline_workdir
-from pipelines.config.train import TemporalHead, TrainConfig, VideoTrainConfig
+from clipline.pipelines.config.pipeline import PipelineConfig, ReportConfig, default_pipeline_workdir
+from clipline.pipelines.config.train import TemporalHead, TrainConfig, VideoTrainConfig
 
 __all__ = [
     "DEFAULT_HOME", "EMBEDDING_SPACES", "HOME_ENV", "PROMPT_STRATEGIES", "Config", "DatasetDistanceConfig",

@@ -6,7 +6,7 @@ import os
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from pipelines import storage
+from clipline.pipelines import storage
 
 HOME_ENV = "CLIPLINE_HOME"
 DEFAULT_HOME = "./.clipline"

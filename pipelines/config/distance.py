@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from pipelines import storage
-from pipelines.config.base import Config, StoreConfig, _valid_uri, default_cache_dir
+from clipline.pipelines import storage
+from clipline.pipelines.config.base import Config, StoreConfig, _valid_uri, default_cache_dir
 
 
 class TransportConfig(Config):

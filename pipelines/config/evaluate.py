@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from pipelines.config.base import Config, StoreConfig, _valid_uri
+from clipline.pipelines.config.base import Config, StoreConfig, _valid_uri
 
 PROMPT_STRATEGIES = ("single", "ensemble", "vote")
 

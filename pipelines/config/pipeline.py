@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from pipelines import storage
-from pipelines.config.base import Config, StoreConfig, _valid_uri, home_uri
+from clipline.pipelines import storage
+from clipline.pipelines.config.base import Config, StoreConfig, _valid_uri, home_uri
 
 
 class ReportConfig(Config):

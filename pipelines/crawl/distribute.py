@@ -12,12 +12,12 @@ from collections.abc import Callable
 
 import ray
 
-from pipelines.compute import ensure_ray
-from pipelines.config import IngestConfig
-from pipelines.crawl.reader import ShardInput
-from pipelines.crawl.sample import SampleDecoder
-from pipelines.crawl.shard import ShardResult, crawl_shard
-from pipelines.crawl.status import record_shard
+from clipline.pipelines.compute import ensure_ray
+from clipline.pipelines.config import IngestConfig
+from clipline.pipelines.crawl.reader import ShardInput
+from clipline.pipelines.crawl.sample import SampleDecoder
+from clipline.pipelines.crawl.shard import ShardResult, crawl_shard
+from clipline.pipelines.crawl.status import record_shard
 
 log = logging.getLogger(__name__)
 

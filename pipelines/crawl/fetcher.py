@@ -25,7 +25,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
-from pipelines.config import FetchConfig
+from clipline.pipelines.config import FetchConfig
 
 log = logging.getLogger(__name__)
 

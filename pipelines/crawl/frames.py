@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import av
 
-from pipelines.crawl.sample import SampleRejected
+from clipline.pipelines.crawl.sample import SampleRejected
 
 EPS_S = 1e-6  # frame times are rationals turned into floats
 END_SLACK_S = 0.5  # a stream may stop this much (or two frames) before its declared duration

@@ -41,8 +41,8 @@ from dataclasses import dataclass
 
 from PIL import ExifTags, Image, UnidentifiedImageError
 
-from pipelines.config import ImageConfig
-from pipelines.crawl.sample import DecodedSample, SampleRejected
+from clipline.pipelines.config import ImageConfig
+from clipline.pipelines.crawl.sample import DecodedSample, SampleRejected
 
 # Pillow's BOX filter is area averaging, i.e. cv2 INTER_AREA, img2dataset's downscale. On 200
 # JPEGs of 100-1500 px to a 256 px center_crop it ran 1.25x BICUBIC and 1.5x LANCZOS end to end,

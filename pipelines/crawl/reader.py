@@ -22,9 +22,10 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-from pipelines import storage
-from pipelines.config import ReaderConfig
-from pipelines.errors import ClipLineError
+from clipline.pipelines import storage
+from clipline.pipelines.config import ReaderConfig
+from clipline.pipelines.errors import ClipLineError
+from clipline.pipelines.shard_format import make_key
 
 log = logging.getLogger(__name__)
 
@@ -144,15 +145,6 @@ def read_url_list(config: ReaderConfig) -> pa.Table:
 class ShardInput:
     shard_id: int
     rows: pa.Table  # key, url, [caption], extra columns
-
-
-def key_width(samples_per_shard: int) -> int:
-    return len(str(samples_per_shard - 1))
-
-
-def make_key(shard_id: int, index: int, samples_per_shard: int) -> str:
-    """img2dataset's key: zero-padded shard id then index in shard (no dots, sorts in input order)."""
-    return f"{shard_id:05d}{index:0{key_width(samples_per_shard)}d}"
 
 
 def split_shards(table: pa.Table, samples_per_shard: int) -> list[ShardInput]:

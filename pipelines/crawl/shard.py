@@ -20,13 +20,14 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines import storage
-from pipelines.config import IngestConfig
-from pipelines.crawl import writer
-from pipelines.crawl.fetcher import Fetcher, FetchResult
-from pipelines.crawl.reader import CAPTION, KEY, URL
-from pipelines.crawl.sample import SampleDecoder, SampleRejected
-from pipelines.crawl.writer import ShardFiles, TarSink
+from clipline.pipelines import storage
+from clipline.pipelines.config import IngestConfig
+from clipline.pipelines.crawl import writer
+from clipline.pipelines.crawl.fetcher import Fetcher, FetchResult
+from clipline.pipelines.crawl.reader import CAPTION, KEY, URL
+from clipline.pipelines.crawl.sample import SampleDecoder, SampleRejected
+from clipline.pipelines.crawl.writer import TarSink
+from clipline.pipelines.shard_format import ShardFiles, read_samples
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +166,7 @@ def _plan(files: ShardFiles, rows: list[dict], committed: bool) -> tuple[list[di
     if not committed:
         return rows, {}
     previous = pq.read_table(pa.BufferReader(storage.read_bytes(files.parquet))).to_pylist()
-    members = writer.read_tar_members(files.tar)
+    members = read_samples(files.tar)
     kept = {r[KEY]: {"status": r, "members": members[r[KEY]]} for r in previous
             if r["status"] == SUCCESS and r[KEY] in members}
     return [r for r in rows if r[KEY] not in kept], kept

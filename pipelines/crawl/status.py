@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from pipelines.config import IngestConfig
-from pipelines.crawl.reader import CAPTION, KEY, URL
-from pipelines.store.writer import ResultsWriter, now
+from clipline.pipelines.config import IngestConfig
+from clipline.pipelines.crawl.reader import CAPTION, KEY, URL
+from clipline.pipelines.store.writer import ResultsWriter, now
 
 SAMPLE_COLUMNS = ("status", "error_message", "width", "height", "original_width", "original_height",
                   "sha256", "duplicate")

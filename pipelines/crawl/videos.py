@@ -24,11 +24,12 @@ from dataclasses import dataclass
 
 import av
 
-from pipelines.config import ImageConfig, VideoConfig
-from pipelines.crawl import frames
-from pipelines.crawl.frames import VideoRejected
-from pipelines.crawl.images import encode_image, resize_image
-from pipelines.crawl.sample import DecodedSample
+from clipline.pipelines.config import ImageConfig, VideoConfig
+from clipline.pipelines.crawl import frames
+from clipline.pipelines.crawl.frames import VideoRejected
+from clipline.pipelines.crawl.images import encode_image, resize_image
+from clipline.pipelines.crawl.sample import DecodedSample
+from clipline.pipelines.shard_format import frame_ext
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,6 @@ SIGNATURES: tuple[tuple[int, bytes, str], ...] = (  # (offset, magic, container)
     (0, b"OggS", "ogg"))
 ORIGINAL_EXT = {MP4_FAMILY: "mp4", "matroska,webm": "mkv", "avi": "avi", "flv": "flv", "mpegts": "ts", "ogg": "ogv"}
 REMUXERS = (("mp4", "mp4"), ("matroska", "mkv"))  # tried in order; Matroska takes any codec mp4 refuses
-FRAME_MEMBER = "f{:03d}.{}"  # tar member of frame i: key.f000.jpg, ...
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ def sample_video(body: bytes, row: dict, config: VideoConfig, image: ImageConfig
         cursor = frames.FrameCursor(container, stream, header.origin, header.duration)
         picked = _encoded_frames(frames.read_frames(cursor, frame_targets(window, config), config.frame_access),
                                  image)
-    members = {FRAME_MEMBER.format(i, image.encode_format): frame.data for i, frame in enumerate(picked)}
+    members = {frame_ext(i, image.encode_format): frame.data for i, frame in enumerate(picked)}
     meta = {**_meta(header, window, picked), "frame_access": {
         "mode": config.frame_access, "seeks": cursor.seeks, "frames_decoded": cursor.decoded}}
     if config.keep_video:

@@ -14,26 +14,12 @@ import io
 import json
 import tarfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines import storage
-
-SIZES_FILE = "sizes.json"  # open_clip's trainer reads dataset sizes from here
-
-
-@dataclass(frozen=True)
-class ShardFiles:
-    tar: str
-    parquet: str
-    stats: str
-
-    @classmethod
-    def of(cls, output_uri: str, shard_id: int) -> ShardFiles:
-        stem = storage.join(output_uri, f"{shard_id:05d}")
-        return cls(f"{stem}.tar", f"{stem}.parquet", f"{stem}_stats.json")
+from clipline.pipelines import storage
+from clipline.pipelines.shard_format import SIZES_FILE, ShardFiles, member_name, sizes_json
 
 
 class TarSink:
@@ -44,10 +30,8 @@ class TarSink:
         self.bytes_written = 0
 
     def add(self, key: str, members: dict[str, bytes]) -> None:
-        if "." in key:
-            raise ValueError(f"sample key {key!r} holds a dot; WebDataset would split it")
         for ext, data in members.items():
-            info = tarfile.TarInfo(f"{key}.{ext}")
+            info = tarfile.TarInfo(member_name(key, ext))
             info.size, info.mode, info.mtime = len(data), 0o444, 0
             self._tar.addfile(info, io.BytesIO(data))
             self.bytes_written += len(data)
@@ -89,17 +73,6 @@ def commit(files: ShardFiles, stats: dict) -> None:
     storage.write_bytes(files.stats, json_bytes(stats))
 
 
-def read_tar_members(uri: str) -> dict[str, dict[str, bytes]]:
-    """Samples of a committed tar: key -> {ext: bytes}."""
-    samples: dict[str, dict[str, bytes]] = {}
-    with tarfile.open(fileobj=io.BytesIO(storage.read_bytes(uri))) as tar:
-        for member in tar:
-            key, _, ext = member.name.partition(".")
-            samples.setdefault(key, {})[ext] = tar.extractfile(member).read()
-    return samples
-
-
 def write_sizes(output_uri: str, successes_by_shard: dict[int, int]) -> None:
     """`sizes.json`: tar name -> sample count, for open_clip's trainer (no --train-num-samples needed)."""
-    sizes = {f"{shard_id:05d}.tar": n for shard_id, n in sorted(successes_by_shard.items())}
-    storage.write_bytes(storage.join(output_uri, SIZES_FILE), json_bytes(sizes))
+    storage.write_bytes(storage.join(output_uri, SIZES_FILE), sizes_json(successes_by_shard))

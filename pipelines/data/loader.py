@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import io
-import json
 import logging
 import posixpath
 import random
@@ -25,12 +24,12 @@ import webdataset as wds
 from braceexpand import braceexpand
 from PIL import Image
 
-from pipelines import storage
-from pipelines.errors import ClipLineError
+from clipline.pipelines import storage
+from clipline.pipelines.errors import ClipLineError
+from clipline.pipelines.shard_format import read_sizes, sample_images
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 Batch = tuple[torch.Tensor, torch.Tensor, int]  # images (or clips), tokens, samples skipped since the last batch
 Decode = Callable[[dict], tuple[torch.Tensor, str]]  # a WebDataset sample -> (model input, caption)
 
@@ -68,9 +67,7 @@ def dataset_size(urls: list[str]) -> int | None:
     """Samples in the shards, from the sizes.json beside them (written by clipline ingest), if complete."""
     sizes: dict[tuple[str, str], int] = {}
     for folder in {posixpath.dirname(u) for u in urls}:
-        uri = storage.join(folder, "sizes.json")
-        if storage.exists(uri):
-            sizes.update({(folder, name): n for name, n in json.loads(storage.read_text(uri)).items()})
+        sizes.update({(folder, name): n for name, n in read_sizes(folder).items()})
     keys = [(posixpath.dirname(u), posixpath.basename(u)) for u in urls]
     return sum(sizes[k] for k in keys) if all(k in sizes for k in keys) else None
 
@@ -114,10 +111,10 @@ class _Skips:
 
 
 def _decode(sample: dict, preprocess: Callable) -> tuple[torch.Tensor, str]:
-    image_bytes = next((sample[e] for e in IMAGE_EXTS if e in sample), None)
-    if image_bytes is None or "txt" not in sample:
-        raise ValueError(f"sample {sample.get('__key__')} has no image or no caption")
-    with Image.open(io.BytesIO(image_bytes)) as image:
+    images = sample_images(sample)
+    if len(images) != 1 or "txt" not in sample:
+        raise ValueError(f"sample {sample.get('__key__')} has no single image or no caption")
+    with Image.open(io.BytesIO(images[0])) as image:
         return preprocess(image.convert("RGB")), sample["txt"].decode("utf-8")
 
 

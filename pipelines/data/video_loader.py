@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import functools
 import io
-import re
 from collections.abc import Callable
 
 import torch
 from PIL import Image
 
-from pipelines.data.loader import IMAGE_EXTS, Decode
-
-FRAME_KEY = re.compile(rf"f(\d+)\.(?:{'|'.join(IMAGE_EXTS)})")  # a frame's member suffix: f000.jpg
+from clipline.pipelines.data.loader import Decode
+from clipline.pipelines.shard_format import sample_frames
 
 
 def frame_indices(num_stored: int, num_frames: int) -> list[int]:
@@ -28,14 +26,8 @@ def frame_indices(num_stored: int, num_frames: int) -> list[int]:
     return [min(num_stored - 1, int((i + 0.5) * num_stored / num_frames)) for i in range(num_frames)]
 
 
-def stored_frames(sample: dict) -> list[bytes]:
-    """The sample's frame images in time order."""
-    numbered = sorted((int(m.group(1)), key) for key in sample if (m := FRAME_KEY.fullmatch(key)))
-    return [sample[key] for _, key in numbered]
-
-
 def _decode(sample: dict, preprocess: Callable, num_frames: int) -> tuple[torch.Tensor, str]:
-    frames = stored_frames(sample)
+    frames = sample_frames(sample)
     if not frames or "txt" not in sample:
         raise ValueError(f"sample {sample.get('__key__')} has no frames (key.f000.jpg, ...) or no caption")
     decoded: dict[int, torch.Tensor] = {}

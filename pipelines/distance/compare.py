@@ -22,9 +22,9 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from pipelines.config import DistanceConfig, TransportConfig
-from pipelines.distance.wasserstein import DistanceResult, w1
-from pipelines.errors import ClipLineError
+from clipline.pipelines.config import DistanceConfig, TransportConfig
+from clipline.pipelines.distance.wasserstein import DistanceResult, w1
+from clipline.pipelines.errors import ClipLineError
 
 log = logging.getLogger(__name__)
 

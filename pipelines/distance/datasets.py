@@ -11,24 +11,20 @@ point of the image space, and the caption one point of the text space.
 
 from __future__ import annotations
 
+import itertools
 import logging
-import re
-import tarfile
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from pipelines import storage
-from pipelines.data.loader import shard_uris
-from pipelines.errors import ClipLineError
+from clipline.pipelines import shard_format
+from clipline.pipelines.data.loader import shard_uris
+from clipline.pipelines.errors import ClipLineError
+from clipline.pipelines.shard_format import index_tar
 
 log = logging.getLogger(__name__)
-
-IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
-# webdataset's key rule (up to the first dot of the file name), then an image or a numbered frame.
-MEMBER = re.compile(r"^(?P<key>(?:.*/|)[^./]+)[.](?:(?P<frame>f\d+)[.])?(?P<ext>[^./]+)$")
 
 
 @dataclass(frozen=True)
@@ -62,25 +58,8 @@ class DatasetSample:
 
 def index_shard(uri: str) -> list[Item]:
     """The samples of one tar that have an image (or frames) and a caption, in member order."""
-    images: dict[str, list[str]] = {}
-    captions: dict[str, str] = {}
-    try:
-        fs, path = storage.filesystem(uri)
-        with fs.open(path, "rb") as f, tarfile.open(fileobj=f, mode="r:") as tar:
-            for member in tar:
-                match = MEMBER.match(member.name) if member.isfile() else None
-                if not match:
-                    continue
-                key, ext = match["key"], match["ext"].lower()
-                if ext in IMAGE_EXTS:
-                    images.setdefault(key, []).append(member.name)
-                elif ext == "txt" and not match["frame"]:
-                    captions[key] = tar.extractfile(member).read().decode("utf-8").strip()
-    except (tarfile.TarError, OSError, UnicodeDecodeError) as e:
-        raise ClipLineError(f"cannot read the shard {uri}: {type(e).__name__}: {e}",
-                            "check that it is a complete WebDataset tar") from e
-    return [Item(uri, key, tuple(sorted(members)), captions[key])
-            for key, members in images.items() if captions.get(key)]
+    return [Item(uri, sample.key, sample.images, sample.caption)
+            for sample in index_tar(uri, text_exts=("txt",)) if sample.caption]
 
 
 def index_dataset(name: str, spec: str) -> list[Item]:
@@ -116,28 +95,5 @@ def _frames(members: tuple[str, ...], count: int, rng: np.random.Generator) -> t
 
 def read_members(refs: Sequence[tuple[str, str]]) -> Iterator[bytes]:
     """The bytes of each (shard, member), in the order given; each run of one shard is read in one pass."""
-    start = 0
-    while start < len(refs):
-        shard = refs[start][0]
-        end = start
-        while end < len(refs) and refs[end][0] == shard:
-            end += 1
-        yield from _read_from_tar(shard, [member for _, member in refs[start:end]])
-        start = end
-
-
-def _read_from_tar(uri: str, members: list[str]) -> list[bytes]:
-    wanted = set(members)
-    found: dict[str, bytes] = {}
-    fs, path = storage.filesystem(uri)
-    with fs.open(path, "rb") as f, tarfile.open(fileobj=f, mode="r:") as tar:
-        for member in tar:
-            if member.name in wanted:
-                found[member.name] = tar.extractfile(member).read()
-                if len(found) == len(wanted):
-                    break
-    missing = wanted - found.keys()
-    if missing:
-        raise ClipLineError(f"{len(missing)} members vanished from {uri} since it was indexed, e.g. {min(missing)}",
-                            "do not rewrite shards while a distance run reads them")
-    return [found[member] for member in members]
+    for shard, run in itertools.groupby(refs, key=lambda ref: ref[0]):
+        yield from shard_format.read_members(shard, [member for _, member in run])

@@ -15,12 +15,12 @@ import numpy as np
 import ray
 from tqdm import tqdm
 
-from pipelines.compute import cluster_cpus, ensure_ray
-from pipelines.config import DatasetDistanceConfig
-from pipelines.distance.datasets import DatasetSample, read_members
-from pipelines.distance.text import CaptionEmbeddings, embed_captions
-from pipelines.eval.checkpoints import CheckpointRef
-from pipelines.eval.features import Encoder, embed_images, load_encoder, torch_threads
+from clipline.pipelines.compute import cluster_cpus, ensure_ray
+from clipline.pipelines.config import DatasetDistanceConfig
+from clipline.pipelines.distance.datasets import DatasetSample, read_members
+from clipline.pipelines.distance.text import CaptionEmbeddings, embed_captions
+from clipline.pipelines.eval.checkpoints import CheckpointRef
+from clipline.pipelines.eval.features import Encoder, embed_images, load_encoder, torch_threads
 
 log = logging.getLogger(__name__)
 

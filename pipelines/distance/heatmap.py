@@ -9,7 +9,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from pipelines import storage
+from clipline.pipelines import storage
 
 CELL_INCHES = 0.9  # room for a 3-digit value and a short name per cell
 MAX_ANNOTATED = 20  # datasets; beyond that the numbers no longer fit in the cells

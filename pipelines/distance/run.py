@@ -16,16 +16,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipelines import storage
-from pipelines.config import DatasetDistanceConfig
-from pipelines.distance import datasets
-from pipelines.distance.compare import DistanceRow, distance_matrix, pairwise_distances
-from pipelines.distance.datasets import DatasetSample
-from pipelines.distance.heatmap import write_heatmap
-from pipelines.distance.text import english_stop_words, top_words
-from pipelines.errors import ClipLineError
-from pipelines.eval.checkpoints import CheckpointRef, resolve_checkpoint
-from pipelines.store.writer import ResultsWriter, now
+from clipline.pipelines import storage
+from clipline.pipelines.config import DatasetDistanceConfig
+from clipline.pipelines.distance import datasets
+from clipline.pipelines.distance.compare import DistanceRow, distance_matrix, pairwise_distances
+from clipline.pipelines.distance.datasets import DatasetSample
+from clipline.pipelines.distance.heatmap import write_heatmap
+from clipline.pipelines.distance.text import english_stop_words, top_words
+from clipline.pipelines.errors import ClipLineError
+from clipline.pipelines.eval.checkpoints import CheckpointRef, resolve_checkpoint
+from clipline.pipelines.store.writer import ResultsWriter, now
 
 log = logging.getLogger(__name__)
 

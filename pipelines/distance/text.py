@@ -32,9 +32,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
-from pipelines.config import FastTextConfig
-from pipelines.distance.word_vectors import FastTextModel, WordVectors, load_word_vectors
-from pipelines.errors import ClipLineError
+from clipline.pipelines.config import FastTextConfig
+from clipline.pipelines.distance.word_vectors import FastTextModel, WordVectors, load_word_vectors
+from clipline.pipelines.errors import ClipLineError
 
 log = logging.getLogger(__name__)
 

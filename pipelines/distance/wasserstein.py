@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipelines.config import TransportConfig
-from pipelines.errors import ClipLineError
+from clipline.pipelines.config import TransportConfig
+from clipline.pipelines.errors import ClipLineError
 
 log = logging.getLogger(__name__)
 

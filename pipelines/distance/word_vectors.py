@@ -24,8 +24,8 @@ from typing import Protocol
 
 import numpy as np
 
-from pipelines import storage
-from pipelines.errors import ClipLineError
+from clipline.pipelines import storage
+from clipline.pipelines.errors import ClipLineError
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pipelines import storage
-from pipelines.errors import ClipLineError
-from pipelines.models.registry import resolve_name
-from pipelines.train import checkpoint as ckpt
+from clipline.pipelines import storage
+from clipline.pipelines.errors import ClipLineError
+from clipline.pipelines.models.registry import resolve_name
+from clipline.pipelines.train import checkpoint as ckpt
 
 LOCAL_DIR = "local-dir:"
 

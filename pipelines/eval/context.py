@@ -15,11 +15,11 @@ from functools import cached_property
 
 import numpy as np
 
-from pipelines.errors import ClipLineError
-from pipelines.eval.datasets import EvalDataset
-from pipelines.eval.features import Encoder, UnreadableImage, decode_image, embed_images, embed_texts
-from pipelines.eval.prompts import class_prompts
-from pipelines.eval.sources import read_images
+from clipline.pipelines.errors import ClipLineError
+from clipline.pipelines.eval.datasets import EvalDataset
+from clipline.pipelines.eval.features import Encoder, UnreadableImage, decode_image, embed_images, embed_texts
+from clipline.pipelines.eval.prompts import class_prompts
+from clipline.pipelines.eval.sources import read_images
 
 log = logging.getLogger(__name__)
 

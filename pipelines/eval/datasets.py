@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipelines.errors import ClipLineError
-from pipelines.eval.prompts import DEFAULT_TEMPLATES, check_templates
-from pipelines.eval.readers import RawDataset, ReadOptions, SampleRef, read_lines, read_raw
-from pipelines.eval.sources import ImageSource
+from clipline.pipelines.errors import ClipLineError
+from clipline.pipelines.eval.prompts import DEFAULT_TEMPLATES, check_templates
+from clipline.pipelines.eval.readers import RawDataset, ReadOptions, SampleRef, read_lines, read_raw
+from clipline.pipelines.eval.sources import ImageSource
 
 LABEL_TASKS = frozenset({"zeroshot", "linear-probe"})
 CAPTION_TASKS = frozenset({"retrieval"})

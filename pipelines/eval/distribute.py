@@ -11,11 +11,11 @@ import logging
 
 import ray
 
-from pipelines.compute import cluster_cpus, ensure_ray
-from pipelines.config import EvalConfig
-from pipelines.eval.features import torch_threads
-from pipelines.eval.results import EvalResult
-from pipelines.eval.runner import EvalJob, EvalPlan, evaluate_job
+from clipline.pipelines.compute import cluster_cpus, ensure_ray
+from clipline.pipelines.config import EvalConfig
+from clipline.pipelines.eval.features import torch_threads
+from clipline.pipelines.eval.results import EvalResult
+from clipline.pipelines.eval.runner import EvalJob, EvalPlan, evaluate_job
 
 log = logging.getLogger(__name__)
 

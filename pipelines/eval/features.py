@@ -20,10 +20,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from pipelines.errors import ClipLineError
-from pipelines.eval.checkpoints import LOCAL_DIR, CheckpointRef, resolve_checkpoint
-from pipelines.models.registry import BuiltModel, build_model
-from pipelines.train import checkpoint as ckpt
+from clipline.pipelines.errors import ClipLineError
+from clipline.pipelines.eval.checkpoints import LOCAL_DIR, CheckpointRef, resolve_checkpoint
+from clipline.pipelines.models.registry import BuiltModel, build_model
+from clipline.pipelines.train import checkpoint as ckpt
 
 log = logging.getLogger(__name__)
 

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipelines.errors import ClipLineError
-from pipelines.eval.context import PairContext
-from pipelines.eval.datasets import EvalDataset
-from pipelines.eval.metrics import classification_metrics, top_k
-from pipelines.eval.prompts import TOP_K
-from pipelines.eval.results import EvalResult, TaskOutput, classification_predictions
+from clipline.pipelines.errors import ClipLineError
+from clipline.pipelines.eval.context import PairContext
+from clipline.pipelines.eval.datasets import EvalDataset
+from clipline.pipelines.eval.metrics import classification_metrics, top_k
+from clipline.pipelines.eval.prompts import TOP_K
+from clipline.pipelines.eval.results import EvalResult, TaskOutput, classification_predictions
 
 
 @dataclass(frozen=True)

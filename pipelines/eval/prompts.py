@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pipelines.errors import ClipLineError
-from pipelines.eval.metrics import top_k
+from clipline.pipelines.errors import ClipLineError
+from clipline.pipelines.eval.metrics import top_k
 
 # CLIP's 7 ImageNet templates chosen by its prompt-engineering notebook (Radford et al. 2021).
 DEFAULT_TEMPLATES = ("itap of a {c}.", "a bad photo of the {c}.", "a origami {c}.", "a photo of the large {c}.",

@@ -22,10 +22,11 @@ import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pipelines import storage
-from pipelines.data.loader import check_shards, shard_uris
-from pipelines.errors import ClipLineError
-from pipelines.eval.sources import IMAGE_EXTS, ImageSource, TarSample, index_tar
+from clipline.pipelines import storage
+from clipline.pipelines.data.loader import check_shards, shard_uris
+from clipline.pipelines.errors import ClipLineError
+from clipline.pipelines.eval.sources import ImageSource
+from clipline.pipelines.shard_format import IMAGE_EXTS, TarSample, index_tar
 
 CLASSNAMES_FILE = "classnames.txt"
 TEMPLATES_FILE = "zeroshot_classification_templates.txt"
@@ -75,7 +76,7 @@ def _parsed(uri: str, sample: TarSample, ext: str, parse: Callable[[str], object
 
 
 def _tar_refs(uris: list[str], label_of: Callable[[str, TarSample], object]) -> tuple[SampleRef, ...]:
-    return tuple(SampleRef(s.key, ImageSource(uri, s.image_member), label_of(uri, s), _captions(s))
+    return tuple(SampleRef(s.key, ImageSource(uri, s.images[0]), label_of(uri, s), _captions(s))
                  for uri in uris for s in index_tar(uri))
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipelines.store.writer import now
+from clipline.pipelines.store.writer import now
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipelines.eval.context import PairContext
-from pipelines.eval.metrics import retrieval_metrics, top_k
-from pipelines.eval.prompts import TOP_K
-from pipelines.eval.results import EvalResult, Predictions, TaskOutput
+from clipline.pipelines.eval.context import PairContext
+from clipline.pipelines.eval.metrics import retrieval_metrics, top_k
+from clipline.pipelines.eval.prompts import TOP_K
+from clipline.pipelines.eval.results import EvalResult, Predictions, TaskOutput
 
 
 def _image_to_text(context: PairContext) -> Predictions:

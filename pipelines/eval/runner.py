@@ -15,17 +15,17 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from pipelines import storage
-from pipelines.config import EvalConfig
-from pipelines.eval.checkpoints import CheckpointRef, resolve_checkpoint
-from pipelines.eval.context import PairContext
-from pipelines.eval.datasets import DatasetOptions, EvalDataset, load_dataset
-from pipelines.eval.features import load_encoder
-from pipelines.eval.probe import ProbeSettings, check_probe_split, evaluate_probe
-from pipelines.eval.results import EvalResult, TaskOutput, metric_rows, prediction_rows
-from pipelines.eval.retrieval import evaluate_retrieval
-from pipelines.eval.zeroshot import evaluate_zeroshot
-from pipelines.store.writer import ResultsWriter
+from clipline.pipelines import storage
+from clipline.pipelines.config import EvalConfig
+from clipline.pipelines.eval.checkpoints import CheckpointRef, resolve_checkpoint
+from clipline.pipelines.eval.context import PairContext
+from clipline.pipelines.eval.datasets import DatasetOptions, EvalDataset, load_dataset
+from clipline.pipelines.eval.features import load_encoder
+from clipline.pipelines.eval.probe import ProbeSettings, check_probe_split, evaluate_probe
+from clipline.pipelines.eval.results import EvalResult, TaskOutput, metric_rows, prediction_rows
+from clipline.pipelines.eval.retrieval import evaluate_retrieval
+from clipline.pipelines.eval.zeroshot import evaluate_zeroshot
+from clipline.pipelines.store.writer import ResultsWriter
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ def evaluate_job(job: EvalJob, config: EvalConfig, plots_uri: str, run_id: str) 
 def evaluate_all(plan: EvalPlan, config: EvalConfig, run_id: str) -> list[EvalResult]:
     """Every pair of the plan, in plan order: here one after another, or on Ray when `workers` > 0."""
     if config.workers > 0:
-        from pipelines.eval.distribute import evaluate_on_ray  # Ray's import costs seconds: only when used
+        from clipline.pipelines.eval.distribute import evaluate_on_ray  # Ray's import costs seconds: only when used
 
         per_job = evaluate_on_ray(plan, config, run_id)
     else:

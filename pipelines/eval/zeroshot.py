@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pipelines.eval.context import PairContext
-from pipelines.eval.metrics import classification_metrics
-from pipelines.eval.plots import confusion_png
-from pipelines.eval.prompts import STRATEGIES
-from pipelines.eval.results import EvalResult, TaskOutput, classification_predictions
+from clipline.pipelines.eval.context import PairContext
+from clipline.pipelines.eval.metrics import classification_metrics
+from clipline.pipelines.eval.plots import confusion_png
+from clipline.pipelines.eval.prompts import STRATEGIES
+from clipline.pipelines.eval.results import EvalResult, TaskOutput, classification_predictions
 
 
 def evaluate_zeroshot(context: PairContext, strategies: Sequence[str]) -> list[TaskOutput]:

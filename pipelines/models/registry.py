@@ -16,7 +16,7 @@ from pathlib import Path
 import open_clip
 import torch
 
-from pipelines.errors import ClipLineError
+from clipline.pipelines.errors import ClipLineError
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipelines.models.temporal import TEMPORAL_HEADS
+from clipline.pipelines.models.temporal import TEMPORAL_HEADS
 
 POSITION_INIT_STD = 0.01  # CLIP's own positional embeddings start at this scale
 

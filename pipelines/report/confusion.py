@@ -7,10 +7,10 @@ from itertools import groupby
 
 import numpy as np
 
-from pipelines.config import ReportConfig
-from pipelines.eval.plots import confusion_png
-from pipelines.report import html
-from pipelines.report.store import named_rows
+from clipline.pipelines.config import ReportConfig
+from clipline.pipelines.eval.plots import confusion_png
+from clipline.pipelines.report import html
+from clipline.pipelines.report.store import named_rows
 
 
 @dataclass(frozen=True)

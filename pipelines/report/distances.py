@@ -6,11 +6,11 @@ import math
 from dataclasses import dataclass
 from itertools import groupby
 
-from pipelines.config import ReportConfig
-from pipelines.distance.compare import distance_matrix
-from pipelines.distance.heatmap import render_heatmap
-from pipelines.report import html
-from pipelines.report.store import named_rows
+from clipline.pipelines.config import ReportConfig
+from clipline.pipelines.distance.compare import distance_matrix
+from clipline.pipelines.distance.heatmap import render_heatmap
+from clipline.pipelines.report import html
+from clipline.pipelines.report.store import named_rows
 
 COLUMNS = ("dataset_a", "dataset_b", "method", "n", "w1", "ci_low", "ci_high", "self_a", "self_b", "excess")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from pipelines.config import ReportConfig
-from pipelines.report import html
-from pipelines.report.store import named_rows
+from clipline.pipelines.config import ReportConfig
+from clipline.pipelines.report import html
+from clipline.pipelines.report.store import named_rows
 
 MAX_DOMAINS = 15  # bars in the success-rate chart, largest domains first
 

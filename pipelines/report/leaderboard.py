@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pipelines.config import ReportConfig
-from pipelines.report import html
-from pipelines.report.store import named_rows
+from clipline.pipelines.config import ReportConfig
+from clipline.pipelines.report import html
+from clipline.pipelines.report.store import named_rows
 
 
 def render(config: ReportConfig) -> str:

@@ -6,10 +6,10 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pipelines import storage
-from pipelines.config import ReportConfig
-from pipelines.report import confusion, distances, html, ingest, leaderboard, per_class, retrieval, training
-from pipelines.store.writer import now
+from clipline.pipelines import storage
+from clipline.pipelines.config import ReportConfig
+from clipline.pipelines.report import confusion, distances, html, ingest, leaderboard, per_class, retrieval, training
+from clipline.pipelines.store.writer import now
 
 log = logging.getLogger(__name__)
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from itertools import groupby
 
-from pipelines.config import ReportConfig
-from pipelines.errors import ClipLineError
-from pipelines.report import html
-from pipelines.report.store import named_rows
-from pipelines.report.thumbnails import thumbnails
+from clipline.pipelines.config import ReportConfig
+from clipline.pipelines.errors import ClipLineError
+from clipline.pipelines.report import html
+from clipline.pipelines.report.store import named_rows
+from clipline.pipelines.report.thumbnails import thumbnails
 
 
 def _ranked(row: dict) -> str:

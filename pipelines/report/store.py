@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipelines.store.query import named_query_sql, run_query
+from clipline.pipelines.store.query import named_query_sql, run_query
 
 
 def named_rows(results_uri: str, name: str) -> list[dict]:

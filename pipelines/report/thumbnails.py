@@ -8,8 +8,8 @@ from collections.abc import Sequence
 
 from PIL import Image, UnidentifiedImageError
 
-from pipelines.eval.readers import ReadOptions, read_raw
-from pipelines.eval.sources import read_images
+from clipline.pipelines.eval.readers import ReadOptions, read_raw
+from clipline.pipelines.eval.sources import read_images
 
 log = logging.getLogger(__name__)
 

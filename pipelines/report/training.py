@@ -7,9 +7,9 @@ from itertools import groupby
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from pipelines.config import ReportConfig
-from pipelines.report import html
-from pipelines.report.store import named_rows
+from clipline.pipelines.config import ReportConfig
+from clipline.pipelines.report import html
+from clipline.pipelines.report.store import named_rows
 
 CURVES = {"loss": "loss", "lr": "learning rate", "logit_scale": "logit scale"}  # metric name -> axis title
 

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines import storage
-from pipelines.store.schema import COMPACTED_FROM, file_schema, tables
-from pipelines.store.writer import new_file_name, table_uri
+from clipline.pipelines import storage
+from clipline.pipelines.store.schema import COMPACTED_FROM, file_schema, tables
+from clipline.pipelines.store.writer import new_file_name, table_uri
 
 log = logging.getLogger(__name__)
 

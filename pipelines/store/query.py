@@ -15,10 +15,10 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines import storage
-from pipelines.errors import ClipLineError
-from pipelines.store.schema import COMPACTED_FROM, ddl_files, sql_dir, tables
-from pipelines.store.writer import table_uri
+from clipline.pipelines import storage
+from clipline.pipelines.errors import ClipLineError
+from clipline.pipelines.store.schema import COMPACTED_FROM, ddl_files, sql_dir, tables
+from clipline.pipelines.store.writer import table_uri
 
 log = logging.getLogger(__name__)
 

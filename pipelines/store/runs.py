@@ -3,32 +3,17 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import socket
-import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 from pydantic import BaseModel
 
-from pipelines.config import StoreConfig
-from pipelines.store.writer import ResultsWriter, now
-
-
-@functools.cache
-def code_version() -> str:
-    """The git commit of the checkout (with `-dirty`), or the package version outside one."""
-    repo = Path(__file__).resolve().parents[2]
-    try:
-        out = subprocess.run(["git", "-C", str(repo), "describe", "--always", "--dirty", "--abbrev=12"],
-                             capture_output=True, text=True, timeout=10, check=True)
-        return out.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        from importlib.metadata import version
-        return f"clipline-{version('clipline')}"
+from clipline.pipelines.config import StoreConfig
+from clipline.pipelines.store.writer import ResultsWriter, now
+from clipline.pipelines.version import code_version
 
 
 @dataclass(frozen=True)

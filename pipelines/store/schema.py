@@ -10,6 +10,8 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from clipline.pipelines.version import PACKAGE_ROOT
+
 # Added to every file: the name of the file a compacted row came from (NULL in
 # files written by a writer). Views hide rows of files that a compacted file
 # already holds, so readers never see a row twice while compaction runs.
@@ -25,9 +27,9 @@ class TableDef:
 
 
 def sql_dir() -> Path:
-    """The repository's `sql/` folder (override with CLIPLINE_SQL_DIR)."""
+    """The package's `sql/` folder, the repository's in a checkout (override with CLIPLINE_SQL_DIR)."""
     override = os.environ.get("CLIPLINE_SQL_DIR")
-    return Path(override) if override else Path(__file__).resolve().parents[2] / "sql"
+    return Path(override) if override else PACKAGE_ROOT / "sql"
 
 
 def ddl_files(kind: str) -> list[Path]:

@@ -13,9 +13,9 @@ from typing import Self
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines import storage
-from pipelines.config import StoreConfig
-from pipelines.store.schema import COMPACTED_FROM, file_schema, tables
+from clipline.pipelines import storage
+from clipline.pipelines.config import StoreConfig
+from clipline.pipelines.store.schema import COMPACTED_FROM, file_schema, tables
 
 log = logging.getLogger(__name__)
 

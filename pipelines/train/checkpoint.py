@@ -26,8 +26,8 @@ import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from pipelines import storage
-from pipelines.errors import ClipLineError
+from clipline.pipelines import storage
+from clipline.pipelines.errors import ClipLineError
 
 log = logging.getLogger(__name__)
 

@@ -19,15 +19,15 @@ from typing import Protocol
 
 import torch
 
-from pipelines.config import TrainConfig, VideoTrainConfig
-from pipelines.data.loader import Decode, image_sample
-from pipelines.data.video_loader import video_sample
-from pipelines.models.registry import BuiltModel, build_model
-from pipelines.models.video import TemporalEncoder, VideoCLIP, freeze_towers, is_tower_parameter
-from pipelines.train import checkpoint as ckpt
-from pipelines.train.optim import full_lr
-from pipelines.train.step import model_kwargs
-from pipelines.train.validate import validate, validate_retrieval
+from clipline.pipelines.config import TrainConfig, VideoTrainConfig
+from clipline.pipelines.data.loader import Decode, image_sample
+from clipline.pipelines.data.video_loader import video_sample
+from clipline.pipelines.models.registry import BuiltModel, build_model
+from clipline.pipelines.models.video import TemporalEncoder, VideoCLIP, freeze_towers, is_tower_parameter
+from clipline.pipelines.train import checkpoint as ckpt
+from clipline.pipelines.train.optim import full_lr
+from clipline.pipelines.train.step import model_kwargs
+from clipline.pipelines.train.validate import validate, validate_retrieval
 
 TEMPORAL_WEIGHTS = "temporal.safetensors"
 

@@ -20,13 +20,13 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from pipelines.config import TrainConfig
-from pipelines.data.loader import LoaderSpec, endless_batches, expand_shards
-from pipelines.train import checkpoint as ckpt
-from pipelines.train.kinds import TRAINING_KINDS, TrainingKind, TrainingModel
-from pipelines.train.metrics import MetricsLog
-from pipelines.train.optim import build_optimizer, cosine_lr, set_lr
-from pipelines.train.step import build_loss, train_step
+from clipline.pipelines.config import TrainConfig
+from clipline.pipelines.data.loader import LoaderSpec, endless_batches, expand_shards
+from clipline.pipelines.train import checkpoint as ckpt
+from clipline.pipelines.train.kinds import TRAINING_KINDS, TrainingKind, TrainingModel
+from clipline.pipelines.train.metrics import MetricsLog
+from clipline.pipelines.train.optim import build_optimizer, cosine_lr, set_lr
+from clipline.pipelines.train.step import build_loss, train_step
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ import time
 import torch
 import torch.distributed as dist
 
-from pipelines.config import TrainConfig
-from pipelines.store.writer import ResultsWriter, now
+from clipline.pipelines.config import TrainConfig
+from clipline.pipelines.store.writer import ResultsWriter, now
 
 
 def _all_reduce(values: list[float], op=dist.ReduceOp.SUM) -> list[float]:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import torch
 
-from pipelines.config import TrainConfig
+from clipline.pipelines.config import TrainConfig
 
 
 def _no_decay(name: str, param: torch.nn.Parameter) -> bool:

@@ -14,8 +14,8 @@ import math
 import torch
 from open_clip.loss import ClipLoss, SigLipLoss
 
-from pipelines.config import TrainConfig
-from pipelines.train.checkpoint import unwrap
+from clipline.pipelines.config import TrainConfig
+from clipline.pipelines.train.checkpoint import unwrap
 
 MAX_LOGIT_SCALE = math.log(100)  # open_clip clamps the learned temperature to at most 100
 

@@ -16,16 +16,16 @@ from dataclasses import dataclass
 from ray.train import FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
-from pipelines import storage
-from pipelines.compute import cluster_cpus, ensure_ray
-from pipelines.config import TrainConfig
-from pipelines.data.loader import check_shards, dataset_size, expand_shards
-from pipelines.errors import ClipLineError
-from pipelines.models.registry import resolve_name
-from pipelines.store.query import run_query
-from pipelines.train import checkpoint as ckpt
-from pipelines.train.kinds import kind_of
-from pipelines.train.loop import train_loop
+from clipline.pipelines import storage
+from clipline.pipelines.compute import cluster_cpus, ensure_ray
+from clipline.pipelines.config import TrainConfig
+from clipline.pipelines.data.loader import check_shards, dataset_size, expand_shards
+from clipline.pipelines.errors import ClipLineError
+from clipline.pipelines.models.registry import resolve_name
+from clipline.pipelines.store.query import run_query
+from clipline.pipelines.train import checkpoint as ckpt
+from clipline.pipelines.train.kinds import kind_of
+from clipline.pipelines.train.loop import train_loop
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import torch
 from open_clip.loss import ClipLoss
 
-from pipelines.config import TrainConfig
-from pipelines.data.loader import Decode, LoaderSpec, expand_shards, make_loader
+from clipline.pipelines.config import TrainConfig
+from clipline.pipelines.data.loader import Decode, LoaderSpec, expand_shards, make_loader
 
 RECALL_K = (1, 5, 10)
 

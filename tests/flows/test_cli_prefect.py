@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from support.shards import write_digit_shards
 
 pytestmark = pytest.mark.e2e

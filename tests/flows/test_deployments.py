@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 
 import pytest
-from support.net import free_port
 
-from flows.demo_sample import DIGIT_NAMES, build_digit_sample, serve_folder
-from pipelines.store.query import run_query
+from clipline.flows.demo_sample import DIGIT_NAMES, build_digit_sample, serve_folder
+from clipline.pipelines.store.query import run_query
+from support.net import free_port
 
 pytestmark = pytest.mark.e2e
 

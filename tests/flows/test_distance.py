@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
+
+from clipline.flows.cli import main
+from clipline.pipelines.models.registry import build_model
+from clipline.pipelines.store.query import named_query_sql, run_query
+from clipline.pipelines.train.checkpoint import save_checkpoint
 from support.frame_shards import write_clip_shard
 from support.shards import write_digit_shards
-
-from flows.cli import main
-from pipelines.models.registry import build_model
-from pipelines.store.query import named_query_sql, run_query
-from pipelines.train.checkpoint import save_checkpoint
 
 pytestmark = pytest.mark.e2e
 

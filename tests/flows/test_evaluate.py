@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from support.shards import digit_images, png, write_digit_shards
 
-from flows.cli import main
-from flows.demo_sample import DIGIT_NAMES
-from pipelines.models.registry import build_model
-from pipelines.store.query import named_query_sql, run_query
-from pipelines.train.checkpoint import save_checkpoint
+from clipline.flows.cli import main
+from clipline.flows.demo_sample import DIGIT_NAMES
+from clipline.pipelines.models.registry import build_model
+from clipline.pipelines.store.query import named_query_sql, run_query
+from clipline.pipelines.train.checkpoint import save_checkpoint
+from support.shards import digit_images, png, write_digit_shards
 
 pytestmark = pytest.mark.e2e
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines import storage
-from pipelines.config import FetchConfig, ImageConfig, IngestConfig, ReaderConfig, StoreConfig
-from pipelines.store.query import named_query_sql, run_query
+from clipline.pipelines import storage
+from clipline.pipelines.config import FetchConfig, ImageConfig, IngestConfig, ReaderConfig, StoreConfig
+from clipline.pipelines.store.query import named_query_sql, run_query
 
 pytestmark = pytest.mark.e2e
 
@@ -60,7 +60,7 @@ def dataset_state(out: str) -> tuple[list[str], list[tuple]]:
 
 @pytest.fixture(scope="module")
 def ingested(prefect_server, ray_cluster, http_server, tmp_path_factory):
-    from flows.ingest import ingest_images
+    from clipline.flows.ingest import ingest_images
 
     root = tmp_path_factory.mktemp("ingest")
     url_list = write_url_list(http_server, root / "urls.csv", num_shards=3, per_shard=10)
@@ -100,7 +100,7 @@ def errors_key(errors: dict, prefix: str) -> str:
 
 
 def test_rerun_skips_committed_shards(ingested, http_server):
-    from flows.ingest import ingest_images
+    from clipline.flows.ingest import ingest_images
 
     config, first = ingested
     before = http_server.hits("/img/coffee.jpg")
@@ -110,7 +110,7 @@ def test_rerun_skips_committed_shards(ingested, http_server):
 
 
 def test_bad_config_fails_before_work(prefect_server, tmp_path):
-    from flows.ingest import ingest_images
+    from clipline.flows.ingest import ingest_images
 
     with pytest.raises(Exception, match="does not exist"):
         ingest_images(config_for(str(tmp_path / "missing.csv"), str(tmp_path / "o"), str(tmp_path / "r"), 5))

@@ -15,11 +15,18 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from support import videos
 
-from pipelines import storage
-from pipelines.config import ImageConfig, ReaderConfig, StoreConfig, VideoConfig, VideoFetchConfig, VideoIngestConfig
-from pipelines.store.query import named_query_sql, run_query
+from clipline.pipelines import storage
+from clipline.pipelines.config import (
+    ImageConfig,
+    ReaderConfig,
+    StoreConfig,
+    VideoConfig,
+    VideoFetchConfig,
+    VideoIngestConfig,
+)
+from clipline.pipelines.store.query import named_query_sql, run_query
+from support import videos
 
 pytestmark = pytest.mark.e2e
 
@@ -50,7 +57,7 @@ def write_url_list(server, path: Path, num_rows: int, slow_every: int = 0) -> st
 
 @pytest.fixture(scope="module")
 def ingested(prefect_server, ray_cluster, served, tmp_path_factory):
-    from flows.ingest_videos import ingest_videos
+    from clipline.flows.ingest_videos import ingest_videos
 
     root = tmp_path_factory.mktemp("ingest-videos")
     config = VideoIngestConfig(

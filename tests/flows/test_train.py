@@ -9,12 +9,12 @@ import time
 
 import pytest
 import torch
-from support.shards import write_digit_shards
 
-from pipelines.config import StoreConfig, TrainConfig
-from pipelines.store.query import run_query
-from pipelines.train import checkpoint as ckpt
-from pipelines.train.trainer import fit, plan_training
+from clipline.pipelines.config import StoreConfig, TrainConfig
+from clipline.pipelines.store.query import run_query
+from clipline.pipelines.train import checkpoint as ckpt
+from clipline.pipelines.train.trainer import fit, plan_training
+from support.shards import write_digit_shards
 
 pytestmark = pytest.mark.e2e
 
@@ -96,7 +96,7 @@ def test_a_killed_worker_is_replaced_and_training_finishes(ray_cluster, shards, 
 
 
 def test_train_clip_flow_records_the_run(prefect_server, shards, tmp_path):
-    from flows.train import train_clip
+    from clipline.flows.train import train_clip
 
     config = config_for(shards, tmp_path, "flow", workers=0, steps=3, checkpoint_every=3)
     summary = train_clip(config)

@@ -9,16 +9,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from support.video_order import order_samples, write_video_shards
 
-from pipelines.config import StoreConfig, VideoTrainConfig
-from pipelines.store.query import run_query
+from clipline.pipelines.config import StoreConfig, VideoTrainConfig
+from clipline.pipelines.store.query import run_query
+from support.video_order import order_samples, write_video_shards
 
 pytestmark = pytest.mark.e2e
 
 
 def test_train_video_flow_records_the_run_and_its_retrieval(prefect_server, tmp_path):
-    from flows.train_video import train_video
+    from clipline.flows.train_video import train_video
 
     write_video_shards(tmp_path / "train", order_samples(4, gap=4, step=6, held_out=False), per_shard=40)
     write_video_shards(tmp_path / "val", order_samples(4, gap=4, step=6, held_out=True), per_shard=1000)

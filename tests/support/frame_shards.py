@@ -8,7 +8,7 @@ from pathlib import Path
 
 import av
 
-from pipelines.crawl.writer import tar_sink
+from clipline.pipelines.crawl.writer import tar_sink
 from support.videos import _clip_path
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from flows.demo_sample import caption
-from pipelines.crawl.writer import tar_sink
+from clipline.flows.demo_sample import caption
+from clipline.pipelines.crawl.writer import tar_sink
 
 
 def digit_images() -> tuple[np.ndarray, np.ndarray]:

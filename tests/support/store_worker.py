@@ -13,9 +13,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from pipelines.config import StoreConfig
-from pipelines.store.query import run_query
-from pipelines.store.writer import ResultsWriter, now
+from clipline.pipelines.config import StoreConfig
+from clipline.pipelines.store.query import run_query
+from clipline.pipelines.store.writer import ResultsWriter, now
 
 
 def write(results_uri: str, writer_id: str, num_batches: int, rows_per_batch: int) -> None:

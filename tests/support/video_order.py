@@ -25,8 +25,8 @@ from pathlib import Path
 import av
 from PIL import Image, ImageEnhance
 
-from pipelines.crawl.videos import FRAME_MEMBER
-from pipelines.crawl.writer import tar_sink
+from clipline.pipelines.crawl.writer import tar_sink
+from clipline.pipelines.shard_format import frame_ext
 from support.videos import CLIP_FILES, clip
 
 CAPTIONS = ("fading in", "fading out")
@@ -89,7 +89,7 @@ def write_video_shards(folder: Path, samples: list[OrderSample], per_shard: int)
         uri = str(folder / f"{shard:05d}.tar")
         with tar_sink(uri) as sink:
             for sample in chunk:
-                members = {FRAME_MEMBER.format(i, "jpg"): frame for i, frame in enumerate(sample.frames)}
+                members = {frame_ext(i, "jpg"): frame for i, frame in enumerate(sample.frames)}
                 sink.add(sample.key, {**members, "txt": sample.caption.encode(),
                                       "json": json.dumps({"num_frames": len(sample.frames)}).encode()})
         uris.append(uri)

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from pipelines.config import StoreConfig
-from pipelines.store.writer import ResultsWriter, now
+from clipline.pipelines.config import StoreConfig
+from clipline.pipelines.store.writer import ResultsWriter, now
 
 CLIPLINE = shutil.which("clipline", path=str(__import__("pathlib").Path(sys.executable).parent))
 
@@ -32,7 +32,7 @@ def results(tmp_path) -> str:
 def test_help_lists_every_verb():
     out = clipline("--help")
     assert out.returncode == 0
-    from flows.cli import VERBS
+    from clipline.flows.cli import VERBS
     for verb in VERBS:
         assert verb in out.stdout
 

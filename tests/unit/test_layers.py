@@ -1,4 +1,4 @@
-"""The layers run one way: flows -> tasks -> pipelines; pipelines never imports Prefect."""
+"""The layers run one way: flows -> tasks -> pipelines; pipelines never imports Prefect; all of it is `clipline.*`."""
 
 from __future__ import annotations
 
@@ -8,33 +8,52 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+LAYERS = ("flows", "tasks", "pipelines")
+CODE_FOLDERS = (*LAYERS, "tests", "bench")
 
 
-def _imported_modules(folder: str) -> dict[str, set[str]]:
+def _imports(folder: str) -> dict[str, set[str]]:
+    """Per file, the dotted names it imports (absolute imports only)."""
     found = {}
     for path in (REPO / folder).rglob("*.py"):
         names = set()
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
-                names.update(a.name.split(".")[0] for a in node.names)
+                names.update(a.name for a in node.names)
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                names.add(node.module.split(".")[0])
+                names.add(node.module)
         found[str(path.relative_to(REPO))] = names
     return found
 
 
+def _layer_or_top(name: str) -> str:
+    """`clipline.tasks.train` -> `tasks`; any other module -> its top-level name (`prefect`, `torch`)."""
+    parts = name.split(".")
+    return parts[1] if parts[0] == "clipline" and len(parts) > 1 else parts[0]
+
+
+def _offenders(folder: str, forbidden: set[str]) -> dict[str, set[str]]:
+    found = {f: {_layer_or_top(n) for n in names} & forbidden for f, names in _imports(folder).items()}
+    return {f: n for f, n in found.items() if n}
+
+
 def test_pipelines_never_imports_prefect_flows_or_tasks():
-    offenders = {f: n & {"prefect", "flows", "tasks"} for f, n in _imported_modules("pipelines").items()}
-    assert not {f: n for f, n in offenders.items() if n}
+    assert not _offenders("pipelines", {"prefect", "flows", "tasks"})
 
 
 def test_tasks_never_import_flows():
-    offenders = {f: n & {"flows"} for f, n in _imported_modules("tasks").items()}
-    assert not {f: n for f, n in offenders.items() if n}
+    assert not _offenders("tasks", {"flows"})
+
+
+def test_nothing_imports_the_layers_as_top_level_packages():
+    # `import tasks` would find a user's own package first: only `clipline.tasks` is ours.
+    bare = {f: {n for n in names if n.split(".")[0] in LAYERS}
+            for folder in CODE_FOLDERS for f, names in _imports(folder).items()}
+    assert not {f: n for f, n in bare.items() if n}
 
 
 def test_importing_every_pipelines_module_loads_no_prefect():
-    modules = [".".join(p.relative_to(REPO).with_suffix("").parts)
+    modules = ["clipline." + ".".join(p.relative_to(REPO).with_suffix("").parts)
                for p in (REPO / "pipelines").rglob("*.py") if p.name != "__init__.py"]
     code = ("import importlib, sys\n"
             f"for m in {modules!r}: importlib.import_module(m)\n"

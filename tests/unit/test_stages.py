@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from support.net import free_port
 
-from pipelines.config import PipelineConfig, VideoTrainConfig
-from pipelines.errors import ClipLineError
-from pipelines.stages import STAGE_DEPENDS, preflight, stage_configs
+from clipline.pipelines.config import PipelineConfig, VideoTrainConfig
+from clipline.pipelines.errors import ClipLineError
+from clipline.pipelines.stages import STAGE_DEPENDS, preflight, stage_configs
+from support.net import free_port
 
 
 @pytest.fixture
@@ -56,7 +56,7 @@ def test_unwritable_storage_is_reported_before_any_stage(config, monkeypatch):
 
 
 def test_the_pipeline_summary_names_each_stages_key_figures():
-    from tasks.pipeline import _figure
+    from clipline.tasks.pipeline import _figure
 
     evaluation = {"results": [{"task": "zeroshot", "strategy": "ensemble", "metrics": {"acc1": 0.8123}},
                               {"task": "retrieval", "strategy": None, "metrics": {"image_retrieval_recall@1": 0.1}}]}

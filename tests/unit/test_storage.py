@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from pipelines import storage
-from pipelines.errors import ClipLineError
+from clipline.pipelines import storage
+from clipline.pipelines.errors import ClipLineError
 
 
 @pytest.mark.parametrize("uri, protocol", [

@@ -7,13 +7,13 @@ import os
 
 import pytest
 
-from pipelines import storage
-from pipelines.config import StoreConfig
-from pipelines.errors import ClipLineError
-from pipelines.store.compact import compact_table
-from pipelines.store.query import QueryRefused, named_queries, run_query
-from pipelines.store.schema import tables
-from pipelines.store.writer import ResultsWriter, now, table_uri
+from clipline.pipelines import storage
+from clipline.pipelines.config import StoreConfig
+from clipline.pipelines.errors import ClipLineError
+from clipline.pipelines.store.compact import compact_table
+from clipline.pipelines.store.query import QueryRefused, named_queries, run_query
+from clipline.pipelines.store.schema import tables
+from clipline.pipelines.store.writer import ResultsWriter, now, table_uri
 
 
 def metric_rows(run_id: str, n: int, value: float = 1.0) -> list[dict]:

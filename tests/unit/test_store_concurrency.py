@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import storage
-from pipelines.store.query import run_query
-from pipelines.store.writer import table_uri
+from clipline.pipelines import storage
+from clipline.pipelines.store.query import run_query
+from clipline.pipelines.store.writer import table_uri
 
 WORKER = str(Path(__file__).resolve().parents[1] / "support" / "store_worker.py")
 NUM_WRITERS, NUM_BATCHES, ROWS = 4, 8, 50

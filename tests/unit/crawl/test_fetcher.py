@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from pipelines.config import FetchConfig
-from pipelines.crawl.fetcher import Fetcher, opted_out, refused_reason
+from clipline.pipelines.config import FetchConfig
+from clipline.pipelines.crawl.fetcher import Fetcher, opted_out, refused_reason
 
 LOOPBACK_ONLY = ["127.0.0.0/8"]  # the guard stays on for every other private range
 

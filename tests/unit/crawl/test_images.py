@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 from skimage import data as skdata
-from support.images import decompression_bomb_png, tiny_jpeg, truncated_jpeg, wide_jpeg
 
-from pipelines.config import ImageConfig
-from pipelines.crawl.images import ImageRejected, ProcessedImage, process_image
+from clipline.pipelines.config import ImageConfig
+from clipline.pipelines.crawl.images import ImageRejected, ProcessedImage, process_image
+from support.images import decompression_bomb_png, tiny_jpeg, truncated_jpeg, wide_jpeg
 
 WHITE = 255
 LOSSLESS = {"encode_format": "png", "encode_quality": 1}  # PNG compression level 1: fast

@@ -9,10 +9,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines import storage
-from pipelines.config import ReaderConfig
-from pipelines.crawl.reader import read_url_list, split_shards
-from pipelines.errors import ClipLineError
+from clipline.pipelines import storage
+from clipline.pipelines.config import ReaderConfig
+from clipline.pipelines.crawl.reader import read_url_list, split_shards
+from clipline.pipelines.errors import ClipLineError
 
 ROWS = [{"url": f"http://example.com/{i}.jpg", "caption": f"photo {i}", "license": "cc-by"} for i in range(7)]
 

@@ -10,12 +10,12 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from pipelines import storage
-from pipelines.config import FetchConfig, ImageConfig, IngestConfig, ReaderConfig
-from pipelines.crawl.images import ImageDecoder
-from pipelines.crawl.reader import split_shards
-from pipelines.crawl.shard import crawl_shard
-from pipelines.crawl.writer import ShardFiles, read_tar_members
+from clipline.pipelines import storage
+from clipline.pipelines.config import FetchConfig, ImageConfig, IngestConfig, ReaderConfig
+from clipline.pipelines.crawl.images import ImageDecoder
+from clipline.pipelines.crawl.reader import split_shards
+from clipline.pipelines.crawl.shard import crawl_shard
+from clipline.pipelines.shard_format import ShardFiles, read_samples
 
 # path -> (status, error message or None)
 EXPECTED = {
@@ -79,7 +79,7 @@ def test_every_input_row_gets_its_status_and_specific_error(crawled):
 
 def test_tar_holds_exactly_the_successes_resized(crawled):
     config, result, _ = crawled
-    samples = read_tar_members(ShardFiles.of(config.output_uri, 0).tar)
+    samples = read_samples(ShardFiles.of(config.output_uri, 0).tar)
     rows = pq.read_table(ShardFiles.of(config.output_uri, 0).parquet).to_pylist()
     assert set(samples) == {r["key"] for r in rows if r["status"] == "success"}
     for key, members in samples.items():
@@ -118,12 +118,12 @@ def test_retry_failed_refetches_only_failed_rows(http_server, tmp_path):
     retried = crawl(first.model_copy(update={"retry_failed": True}), url_table(http_server, paths))
     assert not retried.skipped and retried.stats["successes"] == 2
     assert http_server.hits("/img/rocket.jpg") == before  # the success was carried over, not refetched
-    assert sorted(read_tar_members(ShardFiles.of(str(tmp_path), 0).tar)) == ["0000000", "0000001"]
+    assert sorted(read_samples(ShardFiles.of(str(tmp_path), 0).tar)) == ["0000000", "0000001"]
 
 
 def test_shard_written_to_s3(http_server, s3_uri):
     out = storage.join(s3_uri, "dataset")
     result = crawl(ingest_config("x.csv", out), url_table(http_server, ["/img/camera.jpg", "/404"]))
     assert result.stats["successes"] == 1
-    assert list(read_tar_members(ShardFiles.of(out, 0).tar)) == ["0000000"]
+    assert list(read_samples(ShardFiles.of(out, 0).tar)) == ["0000000"]
     assert storage.exists(ShardFiles.of(out, 0).stats)

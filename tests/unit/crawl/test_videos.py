@@ -11,17 +11,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
+
+from clipline.pipelines import storage
+from clipline.pipelines.config import ImageConfig, ReaderConfig, VideoConfig, VideoFetchConfig, VideoIngestConfig
+from clipline.pipelines.crawl.reader import split_shards
+from clipline.pipelines.crawl.sample import SampleRejected
+from clipline.pipelines.crawl.shard import crawl_shard
+from clipline.pipelines.crawl.videos import VideoDecoder, VideoRejected, Window, frame_targets, sample_video
+from clipline.pipelines.shard_format import ShardFiles, read_samples
 from support import videos
 from support.http_server import HTML_PAGE
 from support.images import real_photos
-
-from pipelines import storage
-from pipelines.config import ImageConfig, ReaderConfig, VideoConfig, VideoFetchConfig, VideoIngestConfig
-from pipelines.crawl.reader import split_shards
-from pipelines.crawl.sample import SampleRejected
-from pipelines.crawl.shard import crawl_shard
-from pipelines.crawl.videos import VideoDecoder, VideoRejected, Window, frame_targets, sample_video
-from pipelines.crawl.writer import ShardFiles, read_tar_members
 
 IMAGE = ImageConfig(image_size=64, resize_mode="center_crop")
 VIDEO = VideoConfig(max_resolution=480, max_duration_s=8)  # bigbuckbunny (720p) too large, bikes (10 s) too long
@@ -86,7 +86,7 @@ def crawled(served, tmp_path_factory):
     config = video_config(str(tmp_path_factory.mktemp("videos")))
     result = crawl(config, url_table(served, list(EXPECTED)))
     files = ShardFiles.of(config.output_uri, 0)
-    return config, result, pq.read_table(files.parquet).to_pylist(), read_tar_members(files.tar)
+    return config, result, pq.read_table(files.parquet).to_pylist(), read_samples(files.tar)
 
 
 def test_every_video_row_gets_its_status_and_specific_error(crawled):
@@ -149,7 +149,7 @@ def test_committed_video_shard_is_skipped_without_fetching(crawled, served):
 def test_keep_video_stores_the_download_or_the_remuxed_cut(served, tmp_path):
     config = video_config(str(tmp_path), VIDEO.model_copy(update={"keep_video": True}))
     crawl(config, url_table(served, [("/static/carphone.mp4", None, None), ("/static/bikes.mp4", 2.0, 4.0)]))
-    whole, cut = (members for _, members in sorted(read_tar_members(ShardFiles.of(str(tmp_path), 0).tar).items()))
+    whole, cut = (members for _, members in sorted(read_samples(ShardFiles.of(str(tmp_path), 0).tar).items()))
     assert whole["mp4"] == videos.clip("carphone")
     with av.open(io.BytesIO(cut["mp4"])) as clip:
         seconds = sum(1 for _ in clip.decode(video=0)) / 25
@@ -162,7 +162,7 @@ def test_video_shard_written_to_s3(served, s3_uri):
     out = storage.join(s3_uri, "videos")
     result = crawl(video_config(out), url_table(served, [("/static/carphone.mp4", None, None), ("/404", None, None)]))
     assert result.stats["successes"] == 1
-    assert list(read_tar_members(ShardFiles.of(out, 0).tar)) == ["0000000"]
+    assert list(read_samples(ShardFiles.of(out, 0).tar)) == ["0000000"]
     assert storage.exists(ShardFiles.of(out, 0).stats)
 
 

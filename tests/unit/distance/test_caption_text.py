@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 from gensim.test.utils import datapath
 
-from pipelines.config import FastTextConfig
-from pipelines.distance import word_vectors
-from pipelines.distance.text import (
+from clipline.pipelines.config import FastTextConfig
+from clipline.pipelines.distance import word_vectors
+from clipline.pipelines.distance.text import (
     caption_vectors,
     embed_captions,
     english_stop_words,
@@ -27,8 +27,8 @@ from pipelines.distance.text import (
     top_words,
     train_fasttext,
 )
-from pipelines.distance.word_vectors import cached_vec, load_bin, load_word_vectors, read_vec
-from pipelines.errors import ClipLineError
+from clipline.pipelines.distance.word_vectors import cached_vec, load_bin, load_word_vectors, read_vec
+from clipline.pipelines.errors import ClipLineError
 
 CAPTIONS = ["The president spoke to the government.", "Police said the fire was near the city!",
             "the the government", "xqzv qqqj ???", ""]
@@ -138,8 +138,8 @@ def test_without_a_model_one_is_trained_on_all_captions(tmp_path):
 
 def test_a_trained_model_has_every_weight_initialised_even_on_a_dirty_heap():
     # MALLOC_PERTURB_ fills fresh heap memory with junk: weights fastText never wrote would show (text.INIT_THREADS).
-    code = ("from pipelines.config import FastTextConfig\n"
-            "from pipelines.distance.text import train_fasttext\n"
+    code = ("from clipline.pipelines.config import FastTextConfig\n"
+            "from clipline.pipelines.distance.text import train_fasttext\n"
             "lines = open(__import__('gensim.test.utils').test.utils.datapath('lee_background.cor')).readlines()\n"
             "m = train_fasttext(lines[:200], FastTextConfig(dim=8, bucket=1000, epoch=1, threads=1)).model\n"
             "print(abs(m.get_input_matrix()).max())")

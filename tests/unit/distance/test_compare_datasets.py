@@ -7,9 +7,9 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from pipelines import storage
-from pipelines.config import DistanceConfig, TransportConfig
-from pipelines.distance.compare import (
+from clipline.pipelines import storage
+from clipline.pipelines.config import DistanceConfig, TransportConfig
+from clipline.pipelines.distance.compare import (
     TABLE_COLUMNS,
     bootstrap,
     distance_matrix,
@@ -17,10 +17,10 @@ from pipelines.distance.compare import (
     pairwise_distances,
     self_distance,
 )
-from pipelines.distance.heatmap import write_heatmap
-from pipelines.distance.wasserstein import w1
-from pipelines.errors import ClipLineError
-from pipelines.store.writer import validate_rows
+from clipline.pipelines.distance.heatmap import write_heatmap
+from clipline.pipelines.distance.wasserstein import w1
+from clipline.pipelines.errors import ClipLineError
+from clipline.pipelines.store.writer import validate_rows
 
 EXACT = TransportConfig(method="exact")
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+
+from clipline.pipelines.distance.datasets import draw, index_dataset, index_shard, read_members
+from clipline.pipelines.errors import ClipLineError
 from support.frame_shards import decoded_frames, write_frame_shard
 from support.shards import write_digit_shards
-
-from pipelines.distance.datasets import draw, index_dataset, index_shard, read_members
-from pipelines.errors import ClipLineError
 
 
 @pytest.fixture(scope="module")
@@ -63,12 +63,12 @@ def test_a_dataset_without_captioned_images_is_an_error_naming_it(tmp_path):
 
 
 def test_image_points_are_the_encoders_features_of_the_picked_frames(tmp_path, video_shard):
-    from pipelines.config import DatasetDistanceConfig
-    from pipelines.distance.embed import embed_image_space
-    from pipelines.eval.checkpoints import resolve_checkpoint
-    from pipelines.eval.features import embed_images, load_encoder
-    from pipelines.models.registry import build_model
-    from pipelines.train.checkpoint import save_checkpoint
+    from clipline.pipelines.config import DatasetDistanceConfig
+    from clipline.pipelines.distance.embed import embed_image_space
+    from clipline.pipelines.eval.checkpoints import resolve_checkpoint
+    from clipline.pipelines.eval.features import embed_images, load_encoder
+    from clipline.pipelines.models.registry import build_model
+    from clipline.pipelines.train.checkpoint import save_checkpoint
 
     built = build_model("clipline-tiny", augment=False)
     uri = save_checkpoint(str(tmp_path / "run"), 1, built.model,

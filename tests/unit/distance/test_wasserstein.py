@@ -11,9 +11,9 @@ import pytest
 import scipy.spatial.distance
 import scipy.stats
 
-from pipelines.config import TransportConfig
-from pipelines.distance import wasserstein
-from pipelines.distance.wasserstein import (
+from clipline.pipelines.config import TransportConfig
+from clipline.pipelines.distance import wasserstein
+from clipline.pipelines.distance.wasserstein import (
     METHODS,
     euclidean_cost,
     exact,
@@ -23,7 +23,7 @@ from pipelines.distance.wasserstein import (
     sliced_w1,
     w1,
 )
-from pipelines.errors import ClipLineError
+from clipline.pipelines.errors import ClipLineError
 
 
 def gaussian(n: int, d: int, seed: int, shift: float = 0.0) -> np.ndarray:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 from eval_data import eval_digits
-from support.shards import write_digit_shards
 
-from pipelines.config import StoreConfig, TrainConfig
-from pipelines.train.trainer import fit, plan_training
+from clipline.pipelines.config import StoreConfig, TrainConfig
+from clipline.pipelines.train.trainer import fit, plan_training
+from support.shards import write_digit_shards
 
 
 @pytest.fixture(scope="session")

@@ -8,9 +8,9 @@ import tarfile
 from pathlib import Path
 
 import numpy as np
-from support.shards import digit_images, png
 
-from flows.demo_sample import DIGIT_NAMES, caption
+from clipline.flows.demo_sample import DIGIT_NAMES, caption
+from support.shards import digit_images, png
 
 EVAL_OFFSET = 4000  # evaluation digits come after the training ones
 TEMPLATES = ("a handwritten {c}", "a photo of the digit {c}", "{c}")

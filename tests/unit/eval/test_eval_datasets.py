@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from eval_data import write_class_folders, write_clip_benchmark, write_shards
 
-from flows.demo_sample import DIGIT_NAMES
-from pipelines.errors import ClipLineError
-from pipelines.eval.datasets import DatasetOptions, load_dataset
-from pipelines.eval.prompts import DEFAULT_TEMPLATES
+from clipline.flows.demo_sample import DIGIT_NAMES
+from clipline.pipelines.errors import ClipLineError
+from clipline.pipelines.eval.datasets import DatasetOptions, load_dataset
+from clipline.pipelines.eval.prompts import DEFAULT_TEMPLATES
 
 ZEROSHOT = DatasetOptions(("zeroshot",))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipelines.eval.metrics import classification_metrics, retrieval_metrics, top_k
+from clipline.pipelines.eval.metrics import classification_metrics, retrieval_metrics, top_k
 
 
 def test_top_k_orders_best_first_and_caps_k():
@@ -76,8 +76,8 @@ def test_mean_per_class_recall_and_confusion_counts_match_sklearn():
     import numpy as np
     from sklearn.metrics import balanced_accuracy_score, confusion_matrix
 
-    from pipelines.eval.metrics import mean_per_class_recall
-    from pipelines.eval.plots import confusion_counts
+    from clipline.pipelines.eval.metrics import mean_per_class_recall
+    from clipline.pipelines.eval.plots import confusion_counts
 
     rng = np.random.default_rng(0)
     for trial in range(20):

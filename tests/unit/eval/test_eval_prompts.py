@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from eval_data import unit_rows
 
-from pipelines.errors import ClipLineError
-from pipelines.eval.prompts import LOGIT_SCALE, STRATEGIES, check_templates, class_prompts
+from clipline.pipelines.errors import ClipLineError
+from clipline.pipelines.eval.prompts import LOGIT_SCALE, STRATEGIES, check_templates, class_prompts
 
 
 def _unit(*vector: float) -> np.ndarray:

@@ -11,15 +11,15 @@ import pytest
 from eval_data import TEMPLATES, write_class_folders, write_clip_benchmark
 from PIL import Image
 
-from pipelines import storage
-from pipelines.config import EvalConfig, StoreConfig
-from pipelines.errors import ClipLineError
-from pipelines.eval import context
-from pipelines.eval.checkpoints import resolve_checkpoint
-from pipelines.eval.features import decode_image, embed_images, load_encoder
-from pipelines.eval.runner import evaluate_all, plan_evaluation
-from pipelines.store.query import named_query_sql, run_query
-from pipelines.train import checkpoint as ckpt
+from clipline.pipelines import storage
+from clipline.pipelines.config import EvalConfig, StoreConfig
+from clipline.pipelines.errors import ClipLineError
+from clipline.pipelines.eval import context
+from clipline.pipelines.eval.checkpoints import resolve_checkpoint
+from clipline.pipelines.eval.features import decode_image, embed_images, load_encoder
+from clipline.pipelines.eval.runner import evaluate_all, plan_evaluation
+from clipline.pipelines.store.query import named_query_sql, run_query
+from clipline.pipelines.train import checkpoint as ckpt
 
 
 def eval_config(tmp_path: Path, checkpoint: str, datasets: list[str], **overrides) -> EvalConfig:

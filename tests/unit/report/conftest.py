@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from report_store import fill_store
 
-from pipelines.config import ReportConfig, StoreConfig
-from pipelines.report.page import write_report
+from clipline.pipelines.config import ReportConfig, StoreConfig
+from clipline.pipelines.report.page import write_report
 
 
 @pytest.fixture(scope="module")

@@ -5,11 +5,10 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from clipline.flows.demo_sample import caption
+from clipline.pipelines.config import StoreConfig
+from clipline.pipelines.store.writer import ResultsWriter, now
 from support.shards import digit_images, write_digit_shards
-
-from flows.demo_sample import caption
-from pipelines.config import StoreConfig
-from pipelines.store.writer import ResultsWriter, now
 
 CLASSES = ("zero", "one", "two")
 DATASETS = ("digits", "photos", "clips")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import io
 
 from PIL import Image
-from support.browser import VIEWPORT, inspect_page
 
-from pipelines.report.page import SECTIONS
+from clipline.pipelines.report.page import SECTIONS
+from support.browser import VIEWPORT, inspect_page
 
 # What rendered: each inline chart's drawn paths and each image's decoded size.
 PROBE = """({

@@ -6,11 +6,11 @@ import re
 
 from report_store import fill_store
 
-from flows.cli import main
-from pipelines import storage
-from pipelines.config import ReportConfig, StoreConfig
-from pipelines.report.page import SECTIONS, render_page, write_report
-from pipelines.store.writer import ResultsWriter, now
+from clipline.flows.cli import main
+from clipline.pipelines import storage
+from clipline.pipelines.config import ReportConfig, StoreConfig
+from clipline.pipelines.report.page import SECTIONS, render_page, write_report
+from clipline.pipelines.store.writer import ResultsWriter, now
 
 
 def _sections(page: str) -> dict[str, str]:

@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from pipelines.config import TrainConfig
-from pipelines.models.registry import build_model
-from pipelines.train.optim import build_optimizer, cosine_lr
+from clipline.pipelines.config import TrainConfig
+from clipline.pipelines.models.registry import build_model
+from clipline.pipelines.train.optim import build_optimizer, cosine_lr
 
 
 def test_cosine_schedule_warms_up_then_decays_to_zero():

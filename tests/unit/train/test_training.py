@@ -12,13 +12,13 @@ import time
 import open_clip
 import pytest
 import torch
-from support.shards import write_digit_shards
 
-from pipelines.config import StoreConfig, TrainConfig
-from pipelines.errors import ClipLineError
-from pipelines.store.query import run_query
-from pipelines.train import checkpoint as ckpt
-from pipelines.train.trainer import fit, plan_training
+from clipline.pipelines.config import StoreConfig, TrainConfig
+from clipline.pipelines.errors import ClipLineError
+from clipline.pipelines.store.query import run_query
+from clipline.pipelines.train import checkpoint as ckpt
+from clipline.pipelines.train.trainer import fit, plan_training
+from support.shards import write_digit_shards
 
 
 @pytest.fixture(scope="session")
@@ -105,8 +105,8 @@ def test_epochs_use_sizes_json(digits, tmp_path):
 
 KILLED_RUN = textwrap.dedent("""
     import sys
-    from pipelines.config import TrainConfig
-    from pipelines.train.trainer import fit, plan_training
+    from clipline.pipelines.config import TrainConfig
+    from clipline.pipelines.train.trainer import fit, plan_training
     config = TrainConfig.model_validate_json(sys.argv[1])
     fit(config, plan_training(config), "killed-run")
 """)

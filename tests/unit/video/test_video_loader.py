@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+from clipline.pipelines.crawl.writer import tar_sink
+from clipline.pipelines.data.loader import LoaderSpec, make_loader
+from clipline.pipelines.data.video_loader import video_sample
+from clipline.pipelines.models.registry import build_model
 from support.video_order import order_samples, write_video_shards
-
-from pipelines.crawl.writer import tar_sink
-from pipelines.data.loader import LoaderSpec, make_loader
-from pipelines.data.video_loader import video_sample
-from pipelines.models.registry import build_model
 
 
 def test_batches_hold_num_frames_per_clip_and_skip_broken_samples(tmp_path):

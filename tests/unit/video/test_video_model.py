@@ -8,10 +8,11 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from pipelines.config import TemporalHead, VideoTrainConfig
-from pipelines.data.video_loader import frame_indices, stored_frames
-from pipelines.models.temporal import TEMPORAL_HEADS
-from pipelines.models.video import TemporalEncoder, is_tower_parameter
+from clipline.pipelines.config import TemporalHead, VideoTrainConfig
+from clipline.pipelines.data.video_loader import frame_indices
+from clipline.pipelines.models.temporal import TEMPORAL_HEADS
+from clipline.pipelines.models.video import TemporalEncoder, is_tower_parameter
+from clipline.pipelines.shard_format import sample_frames
 
 
 def test_config_offers_exactly_the_registered_heads():
@@ -63,7 +64,7 @@ def test_frames_are_sampled_uniformly_and_repeated_when_too_few(stored, wanted, 
 def test_stored_frames_follow_their_numbers_not_the_member_order():
     sample = {"__key__": "k", "txt": b"x", "f010.jpg": b"ten", "f002.jpg": b"two", "f000.png": b"zero",
               "json": b"{}"}
-    assert stored_frames(sample) == [b"zero", b"two", b"ten"]
+    assert sample_frames(sample) == [b"zero", b"two", b"ten"]
 
 
 def video_config(**overrides) -> VideoTrainConfig:

@@ -14,17 +14,17 @@ from pathlib import Path
 import open_clip
 import pytest
 import torch
-from support.video_order import CAPTIONS, order_samples, write_video_shards
 
-from pipelines.config import StoreConfig, VideoTrainConfig
-from pipelines.data.loader import LoaderSpec, expand_shards, make_loader
-from pipelines.errors import ClipLineError
-from pipelines.store.query import named_query_sql, run_query
-from pipelines.store.runs import recorded_run
-from pipelines.train import checkpoint as ckpt
-from pipelines.train.kinds import TEMPORAL_WEIGHTS, VideoText, build_clip, load_video_model
-from pipelines.train.optim import build_optimizer, set_lr
-from pipelines.train.trainer import fit, plan_training
+from clipline.pipelines.config import StoreConfig, VideoTrainConfig
+from clipline.pipelines.data.loader import LoaderSpec, expand_shards, make_loader
+from clipline.pipelines.errors import ClipLineError
+from clipline.pipelines.store.query import named_query_sql, run_query
+from clipline.pipelines.store.runs import recorded_run
+from clipline.pipelines.train import checkpoint as ckpt
+from clipline.pipelines.train.kinds import TEMPORAL_WEIGHTS, VideoText, build_clip, load_video_model
+from clipline.pipelines.train.optim import build_optimizer, set_lr
+from clipline.pipelines.train.trainer import fit, plan_training
+from support.video_order import CAPTIONS, order_samples, write_video_shards
 
 FRAMES = 4  # stored per clip
 HEADS = ("mean", "lstm", "transformer")
