@@ -1,30 +1,44 @@
-"""Merge a table's small Parquet files into one, without readers ever seeing a row twice.
+"""Merge a table's small Parquet files into one, streaming, without readers ever seeing a row twice.
 
-Each row of a compacted file records the file it came from (`_compacted_from`);
-the views hide every file named there. So the merged file can appear before
-its inputs are deleted, and a crash between the two steps loses and repeats
-nothing. Inputs are deleted writer files first, then older compacted files,
-so a file is never deleted while it is the only one hiding another.
-Run one compaction per table at a time (the compaction task does).
+Each row of a compacted file records the file it came from (`_compacted_from`),
+and the compacted file's footer lists those files too (`COMPACTED_FROM_KEY`), so
+a reader learns what is hidden from footers alone; the views hide every file
+named there. So the merged file can appear before its inputs are deleted, and a
+crash between the two steps loses and repeats nothing. Inputs are deleted
+writer files first, then older compacted files, so a file is never deleted
+while it is the only one hiding another. Run one compaction per table at a time
+(the compaction task does).
+
+DuckDB does the merge: it streams the inputs in file-name order (time order)
+into one zstd file, so memory stays flat however large the store (measured:
+~250 MB for a 500 MB table). Rows keep their writers' grouping: a writer file
+is one ingest shard's rows, or one flush of one run's metrics, so row groups
+stay clustered by dataset, shard and run, and their min/max statistics let a
+query filtered on those skip the rest. A global ORDER BY was tried and
+dropped: DuckDB's sort needs memory in proportion to the rows it carries.
 """
 
 from __future__ import annotations
 
-import io
+import json
 import logging
 import posixpath
+import tempfile
 from dataclasses import dataclass
 
-import pyarrow as pa
+import duckdb
 import pyarrow.parquet as pq
 
 from clipline.pipelines import storage
-from clipline.pipelines.store.schema import COMPACTED_FROM, file_schema, tables
+from clipline.pipelines.store.schema import COMPACTED_FROM, COMPACTED_FROM_KEY, tables
 from clipline.pipelines.store.writer import new_file_name, table_uri
 
 log = logging.getLogger(__name__)
 
 COMPACTED_PREFIX = "compact-"
+DEFAULT_MEMORY_LIMIT = "1GB"  # DuckDB's own cap for the merge (streaming stays far below it)
+ROW_GROUP_ROWS = 100_000  # small enough that min/max statistics prune, large enough to scan fast
+ROW_GROUP_BYTES = "32MB"  # and a cap for wide rows: the writer buffers one row group in memory
 
 
 @dataclass(frozen=True)
@@ -35,46 +49,90 @@ class CompactionResult:
     rows: int
 
 
-def _read(uri: str) -> pa.Table:
-    return pq.read_table(io.BytesIO(storage.read_bytes(uri)))
+def table_files(results_uri: str, table: str) -> list[str]:
+    """The table's Parquet files (writer files and compacted files), sorted."""
+    return sorted(storage.glob(storage.join(table_uri(results_uri, table), "*.parquet")))
 
 
-def compact_table(results_uri: str, table: str, min_files: int = 2) -> CompactionResult:
-    """Merge all current files of `table` into one compacted file."""
-    uris = storage.glob(storage.join(table_uri(results_uri, table), "*.parquet"))
+def is_compacted(uri: str) -> bool:
+    return posixpath.basename(uri).startswith(COMPACTED_PREFIX)
+
+
+def hidden_files(uris: list[str]) -> set[str]:
+    """Names of the files that the compacted files among `uris` already hold (read from their footers)."""
+    hidden: set[str] = set()
+    for uri in filter(is_compacted, uris):
+        fs, path = storage.filesystem(uri)
+        with fs.open(path, "rb") as f:
+            parquet = pq.ParquetFile(f)
+            listed = (parquet.metadata.metadata or {}).get(COMPACTED_FROM_KEY.encode())
+            if listed is None:  # compacted before footers listed their inputs: read the column
+                column = parquet.read(columns=[COMPACTED_FROM]).column(COMPACTED_FROM)
+                hidden.update(v for v in column.unique().to_pylist() if v is not None)
+            else:
+                hidden.update(json.loads(listed))
+    return hidden
+
+
+def duckdb_path(uri: str) -> str:
+    """A URI as DuckDB names it: a local path, or scheme://path through the registered fsspec filesystem."""
+    protocol, path = storage.split_protocol(uri)
+    return path if protocol == "file" else f"{protocol}://{path}"
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _merge_sql(table: str, inputs: list[str], present: set[str], out_path: str) -> str:
+    types = tables()[table].types
+    columns = [f'CAST("{c}" AS {t}) AS "{c}"' if c in present else f'CAST(NULL AS {t}) AS "{c}"'
+               for c, t in types.items()]
+    files = "[" + ", ".join(_quote(duckdb_path(u)) for u in inputs) + "]"
+    names = json.dumps(sorted(posixpath.basename(u) for u in inputs))
+    return (f"COPY (SELECT {', '.join(columns)}, parse_filename(filename) AS {COMPACTED_FROM} "
+            f"FROM read_parquet({files}, union_by_name = true, filename = true)) "
+            f"TO {_quote(out_path)} (FORMAT parquet, COMPRESSION zstd, "
+            f"ROW_GROUP_SIZE {ROW_GROUP_ROWS}, ROW_GROUP_SIZE_BYTES {_quote(ROW_GROUP_BYTES)}, "
+            f"KV_METADATA {{{_quote(COMPACTED_FROM_KEY)}: {_quote(names)}}})")
+
+
+def _merge(results_uri: str, table: str, inputs: list[str], out_path: str, memory_limit: str) -> int:
+    with tempfile.TemporaryDirectory(prefix="clipline-compact-") as spill:
+        con = duckdb.connect(":memory:", config={
+            "memory_limit": memory_limit, "temp_directory": spill, "preserve_insertion_order": True,
+            "autoinstall_known_extensions": False, "autoload_known_extensions": False})
+        try:
+            if not storage.is_local(results_uri):
+                con.register_filesystem(storage.filesystem(results_uri)[0])
+            files = "[" + ", ".join(_quote(duckdb_path(u)) for u in inputs) + "]"
+            present = {row[0] for row in con.execute(
+                f"DESCRIBE SELECT * FROM read_parquet({files}, union_by_name = true)").fetchall()}
+            (rows,) = con.execute(_merge_sql(table, inputs, present, out_path)).fetchone()
+            return rows
+        finally:
+            con.close()
+
+
+def compact_table(results_uri: str, table: str, min_files: int = 2,
+                  memory_limit: str = DEFAULT_MEMORY_LIMIT) -> CompactionResult:
+    """Merge all current files of `table` into one compacted file, in bounded memory."""
+    uris = table_files(results_uri, table)
     if len(uris) < min_files:
         return CompactionResult(table, len(uris), len(uris), 0)
-    files = {posixpath.basename(uri): _read(uri) for uri in uris}
-    hidden = set()
-    for data in files.values():
-        hidden.update(v for v in data.column(COMPACTED_FROM).to_pylist() if v is not None)
-    schema = file_schema(table)
-    parts = []
-    for name, data in files.items():
-        if name in hidden:
-            continue  # already held by a compacted file (a crash left it behind)
-        data = data.drop_columns([COMPACTED_FROM]).append_column(
-            COMPACTED_FROM, pa.array([name] * data.num_rows, pa.string()))
-        parts.append(_conform(data, schema))
-    merged = pa.concat_tables(parts) if parts else schema.empty_table()
-    buffer = io.BytesIO()
-    pq.write_table(merged, buffer, compression="zstd")
+    hidden = hidden_files(uris)
+    inputs = [u for u in uris if posixpath.basename(u) not in hidden]  # others: a crash left them behind
     out = storage.join(table_uri(results_uri, table), COMPACTED_PREFIX + new_file_name())
-    storage.write_bytes(out, buffer.getvalue())
+    with storage.staged_file(out) as path:
+        rows = _merge(results_uri, table, inputs, path, memory_limit)
     # Writer files first: while any compacted input still exists it keeps hiding them.
-    for uri in sorted(uris, key=lambda u: posixpath.basename(u).startswith(COMPACTED_PREFIX)):
+    for uri in sorted(uris, key=is_compacted):
         storage.remove(uri)
-    log.info("compacted %s: %d files -> 1 (%d rows)", table, len(uris), merged.num_rows)
-    return CompactionResult(table, len(uris), 1, merged.num_rows)
+    log.info("compacted %s: %d files -> 1 (%d rows)", table, len(uris), rows)
+    return CompactionResult(table, len(uris), 1, rows)
 
 
-def _conform(data: pa.Table, schema: pa.Schema) -> pa.Table:
-    """Cast a file to the current schema (older files may lack newer columns: nulls)."""
-    columns = [data.column(f.name).cast(f.type) if f.name in data.column_names
-               else pa.nulls(data.num_rows, f.type) for f in schema]
-    return pa.Table.from_arrays(columns, schema=schema)
-
-
-def compact_store(results_uri: str, min_files: int = 2) -> list[CompactionResult]:
+def compact_store(results_uri: str, min_files: int = 2,
+                  memory_limit: str = DEFAULT_MEMORY_LIMIT) -> list[CompactionResult]:
     """Compact every table of the store."""
-    return [compact_table(results_uri, table, min_files) for table in tables()]
+    return [compact_table(results_uri, table, min_files, memory_limit) for table in tables()]

@@ -1,7 +1,10 @@
 """Open the results store in DuckDB: views over the Parquet files, locked read-only.
 
-The connection is in-memory; each table is a view over `<results>/<table>/*.parquet`
-(an empty table of the declared columns while none exist). A locked connection
+The connection is in-memory; each table is a view over the Parquet files that
+`<results>/<table>/` holds when it opens (an empty table of the declared columns
+while none exist), less those a compacted file already holds, so a reader sees
+one consistent set of files however compaction runs beside it. A query that
+finds a file deleted since (a compaction finished) reopens the store once. A locked connection
 may read the results location and nothing else: DuckDB refuses outside reads,
 ATTACH, INSTALL/LOAD and SET, and `check_read_only` refuses every statement
 that is not a SELECT (DuckDB alone would still allow COPY ... TO and CREATE).
@@ -10,6 +13,8 @@ that is not a SELECT (DuckDB alone would still allow COPY ... TO and CREATE).
 from __future__ import annotations
 
 import logging
+import posixpath
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,8 +22,8 @@ import duckdb
 
 from clipline.pipelines import storage
 from clipline.pipelines.errors import ClipLineError
+from clipline.pipelines.store.compact import duckdb_path, hidden_files, table_files
 from clipline.pipelines.store.schema import COMPACTED_FROM, ddl_files, sql_dir, tables
-from clipline.pipelines.store.writer import table_uri
 
 log = logging.getLogger(__name__)
 
@@ -37,23 +42,17 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _duckdb_location(results_uri: str) -> str:
-    """The results location as DuckDB names it (a path, or scheme://path via fsspec)."""
-    protocol, path = storage.split_protocol(results_uri)
-    return path if protocol == "file" else f"{protocol}://{path}"
+def _table_view_sql(table: str, files: list[str]) -> str:
+    listed = ", ".join(_quote(duckdb_path(uri)) for uri in files)
+    return (f'CREATE VIEW "{table}" AS SELECT * EXCLUDE ({COMPACTED_FROM}) '
+            f"FROM read_parquet([{listed}], union_by_name = true)")
 
 
-def _table_view_sql(table: str, files_glob: str) -> str:
-    # Rows of a file that a compacted file already holds are hidden (see compact.py).
-    return f"""
-        CREATE VIEW "{table}" AS
-        WITH files AS (
-            SELECT * FROM read_parquet({_quote(files_glob)}, union_by_name = true, filename = true)
-        )
-        SELECT * EXCLUDE (filename, {COMPACTED_FROM}) FROM files
-        WHERE parse_filename(filename) NOT IN (
-            SELECT {COMPACTED_FROM} FROM files WHERE {COMPACTED_FROM} IS NOT NULL)
-    """
+def visible_files(results_uri: str, table: str) -> list[str]:
+    """The table's files now, less those a compacted file already holds (see compact.py)."""
+    files = table_files(results_uri, table)
+    hidden = hidden_files(files)
+    return [uri for uri in files if posixpath.basename(uri) not in hidden]
 
 
 def connect(results_uri: str, locked: bool = True) -> duckdb.DuckDBPyConnection:
@@ -65,10 +64,11 @@ def connect(results_uri: str, locked: bool = True) -> duckdb.DuckDBPyConnection:
     fs, _ = storage.filesystem(results_uri)
     if not storage.is_local(results_uri):
         con.register_filesystem(fs)  # DuckDB's httpfs cannot be installed offline
-    location = _duckdb_location(results_uri)
+    location = duckdb_path(results_uri)
     for table in tables().values():
-        if storage.glob(storage.join(table_uri(results_uri, table.name), "*.parquet")):
-            con.execute(_table_view_sql(table.name, f"{location}/{table.name}/*.parquet"))
+        files = visible_files(results_uri, table.name)
+        if files:
+            con.execute(_table_view_sql(table.name, files))
         else:
             con.execute(table.ddl)  # no files yet: an empty table of the declared columns
     for path in ddl_files("views"):
@@ -100,13 +100,41 @@ def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> None:
             "use a SELECT query; results are written only by clipline's flows")
 
 
+MAX_ATTEMPTS = 5  # a query reopens the store when a compaction removed a file it had listed
+
+
+class _FilesChanged(Exception):
+    """A file the connection listed was gone when the query read it."""
+
+
+_VANISHED = ("No files found", "No such file", "FileNotFoundError", "NoSuchKey")  # local, and S3 through fsspec
+
+
+def _vanished(e: Exception) -> bool:
+    return isinstance(e, FileNotFoundError) or (isinstance(e, duckdb.Error) and any(t in str(e) for t in _VANISHED))
+
+
 def run_query(results_uri: str, sql: str) -> QueryResult:
-    """Run one read-only SELECT against the store."""
+    """Run one read-only SELECT against the store; reopen it if a compaction removed a file meanwhile."""
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        try:
+            return _run_once(results_uri, sql)
+        except _FilesChanged as e:
+            if attempt == MAX_ATTEMPTS:
+                raise ClipLineError(f"query failed: {e}", "the store's files keep changing; run the query again") from e
+            log.info("the store's files changed while the query ran (a compaction?); reading them again")
+            time.sleep(0.1 * attempt)
+    raise AssertionError("unreachable")
+
+
+def _run_once(results_uri: str, sql: str) -> QueryResult:
     try:
         con = connect(results_uri, locked=True)
     except ClipLineError:
         raise
     except Exception as e:
+        if _vanished(e):
+            raise _FilesChanged(str(e).splitlines()[0]) from e
         raise ClipLineError(f"cannot read the results store at {results_uri}: "
                             f"{storage.describe_error(e, results_uri)}", storage.fix_for(results_uri)) from e
     try:
@@ -118,6 +146,8 @@ def run_query(results_uri: str, sql: str) -> QueryResult:
                 f"query refused: {str(e).splitlines()[0]}",
                 f"queries may read only the results location {results_uri}") from e
         except duckdb.Error as e:
+            if _vanished(e):
+                raise _FilesChanged(str(e).splitlines()[0]) from e
             raise ClipLineError(f"query failed: {str(e).splitlines()[0]}", "fix the query") from e
         columns = [d[0] for d in cursor.description]
         return QueryResult(columns, cursor.fetchall())

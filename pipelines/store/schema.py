@@ -16,6 +16,8 @@ from clipline.pipelines.version import PACKAGE_ROOT
 # files written by a writer). Views hide rows of files that a compacted file
 # already holds, so readers never see a row twice while compaction runs.
 COMPACTED_FROM = "_compacted_from"
+# A compacted file's footer key: the JSON list of the files it holds, so readers learn it without a scan.
+COMPACTED_FROM_KEY = "clipline.compacted_from"
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,7 @@ class TableDef:
     ddl: str  # the CREATE TABLE statement, as written in sql/tables/
     schema: pa.Schema
     not_null: frozenset[str]
+    types: dict[str, str]  # column -> DuckDB type, as declared
 
 
 def sql_dir() -> Path:
@@ -50,10 +53,10 @@ def tables() -> dict[str, TableDef]:
                 if name in found:
                     continue
                 schema = con.sql(f'SELECT * FROM "{name}" LIMIT 0').to_arrow_table().schema
-                not_null = {c for (c,) in con.execute(
-                    "SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND NOT is_nullable",
-                    [name]).fetchall()}
-                found[name] = TableDef(name, ddl, schema, frozenset(not_null))
+                columns = con.execute("SELECT column_name, data_type, is_nullable FROM duckdb_columns() "
+                                      "WHERE table_name = ?", [name]).fetchall()
+                not_null = frozenset(c for c, _, nullable in columns if not nullable)
+                found[name] = TableDef(name, ddl, schema, not_null, {c: t for c, t, _ in columns})
     finally:
         con.close()
     return found
