@@ -10,12 +10,14 @@ that is not a SELECT (DuckDB alone would still allow COPY ... TO and CREATE).
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
 from clipline.pipelines import storage
+from clipline.pipelines.config import QueryLimits
 from clipline.pipelines.errors import ClipLineError
 from clipline.pipelines.store.schema import COMPACTED_FROM, ddl_files, sql_dir, tables
 from clipline.pipelines.store.writer import table_uri
@@ -56,12 +58,18 @@ def _table_view_sql(table: str, files_glob: str) -> str:
     """
 
 
-def connect(results_uri: str, locked: bool = True) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with every table and view of the store."""
-    con = duckdb.connect(":memory:", config={
-        "autoinstall_known_extensions": False,
-        "autoload_known_extensions": False,
-    })
+def connect(results_uri: str, locked: bool = True, limits: QueryLimits | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with every table and view of the store, within `limits`' memory."""
+    limits = limits or QueryLimits()
+    try:
+        con = duckdb.connect(":memory:", config={
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+            "memory_limit": limits.memory_limit,  # set before lock_configuration, which forbids SET later
+        })
+    except duckdb.Error as e:
+        raise ClipLineError(f"bad memory limit {limits.memory_limit!r}: {str(e).splitlines()[0]}",
+                            "write it as DuckDB does, e.g. 2GB or 500MiB") from e
     fs, _ = storage.filesystem(results_uri)
     if not storage.is_local(results_uri):
         con.register_filesystem(fs)  # DuckDB's httpfs cannot be installed offline
@@ -100,10 +108,11 @@ def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> None:
             "use a SELECT query; results are written only by clipline's flows")
 
 
-def run_query(results_uri: str, sql: str) -> QueryResult:
-    """Run one read-only SELECT against the store."""
+def run_query(results_uri: str, sql: str, limits: QueryLimits | None = None) -> QueryResult:
+    """Run one read-only SELECT against the store; stop it past `limits` (time or memory)."""
+    limits = limits or QueryLimits()
     try:
-        con = connect(results_uri, locked=True)
+        con = connect(results_uri, locked=True, limits=limits)
     except ClipLineError:
         raise
     except Exception as e:
@@ -111,18 +120,31 @@ def run_query(results_uri: str, sql: str) -> QueryResult:
                             f"{storage.describe_error(e, results_uri)}", storage.fix_for(results_uri)) from e
     try:
         check_read_only(con, sql)
-        try:
-            cursor = con.execute(sql)
-        except duckdb.PermissionException as e:
-            raise QueryRefused(
-                f"query refused: {str(e).splitlines()[0]}",
-                f"queries may read only the results location {results_uri}") from e
-        except duckdb.Error as e:
-            raise ClipLineError(f"query failed: {str(e).splitlines()[0]}", "fix the query") from e
-        columns = [d[0] for d in cursor.description]
-        return QueryResult(columns, cursor.fetchall())
+        return _execute(con, sql, results_uri, limits)
     finally:
         con.close()
+
+
+def _execute(con: duckdb.DuckDBPyConnection, sql: str, results_uri: str, limits: QueryLimits) -> QueryResult:
+    """Run and fetch `sql`, interrupting it from a timer after `limits.timeout` seconds."""
+    timer = threading.Timer(limits.timeout, con.interrupt)
+    timer.start()
+    try:
+        cursor = con.execute(sql)
+        columns = [d[0] for d in cursor.description]
+        return QueryResult(columns, cursor.fetchall())
+    except duckdb.InterruptException as e:
+        raise ClipLineError(f"query stopped after {limits.timeout:g} s", "narrow the query or raise --timeout") from e
+    except duckdb.OutOfMemoryException as e:
+        raise ClipLineError(f"query stopped: it needs more than the memory limit {limits.memory_limit}",
+                            "narrow the query or raise --memory-limit") from e
+    except duckdb.PermissionException as e:
+        raise QueryRefused(f"query refused: {str(e).splitlines()[0]}",
+                           f"queries may read only the results location {results_uri}") from e
+    except duckdb.Error as e:
+        raise ClipLineError(f"query failed: {str(e).splitlines()[0]}", "fix the query") from e
+    finally:
+        timer.cancel()
 
 
 def named_queries() -> dict[str, Path]:
