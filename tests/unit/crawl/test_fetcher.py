@@ -120,6 +120,10 @@ def test_opt_out_parsing():
 @pytest.mark.parametrize("address, kind", [
     ("8.8.8.8", None), ("127.0.0.1", "loopback"), ("192.168.1.1", "private"), ("::ffff:10.1.2.3", "private"),
     ("169.254.169.254", "link-local"), ("0.0.0.0", "unspecified"), ("224.0.0.1", "multicast"),
+    ("::ffff:8.8.8.8", None), ("::ffff:169.254.169.254", "link-local"), ("2606:4700::1111", None),
+    ("2002:a00:1::", "6to4"), ("2002:808:808::", "6to4"), ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "teredo"),
+    ("64:ff9b::a00:1", "nat64"), ("64:ff9b::808:808", "nat64"), ("64:ff9b:1::a9fe:a9fe", "nat64"),
 ])
 def test_address_classes(address, kind):
     assert refused_reason(address) == kind
+
