@@ -13,6 +13,7 @@ import sys
 
 from pydantic import ValidationError
 
+from clipline.flows.log_filters import quiet_user_errors
 from clipline.pipelines.errors import ClipLineError
 from clipline.pipelines.version import version_line
 
@@ -60,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     for noisy in ("aiobotocore", "botocore", "s3fs", "fsspec", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if not args.verbose:
+        quiet_user_errors()  # a ClipLineError is logged as one line; -v keeps Prefect's tracebacks
     try:
         return importlib.import_module(f"{COMMANDS}.{VERBS[args.verb][0]}").run(args)
     except ClipLineError as e:

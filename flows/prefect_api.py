@@ -49,7 +49,8 @@ def start_in_background() -> None:
         return
     port = _free_port()
     prefect_dir = Path(importlib.util.find_spec("prefect").origin).parent
-    env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
+    env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1",
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}  # offline, its telemetry call logs an ERROR
     _server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--app-dir", str(prefect_dir.parent), "--factory",
          "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(port), "--log-level",

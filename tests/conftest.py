@@ -100,6 +100,16 @@ def ray_cluster():
 
 
 @pytest.fixture(scope="session")
+def trap():
+    """A loopback listener (127.0.0.2) that counts connections: the target of every must-refuse redirect."""
+    from support.net import Trap
+
+    listener = Trap()
+    yield listener
+    listener.close()
+
+
+@pytest.fixture(scope="session")
 def http_server():
     """The crawl tests' HTTP server: real photos plus fault routes, on loopback."""
     from support.http_server import TestHTTPServer

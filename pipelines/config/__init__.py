@@ -11,6 +11,7 @@ from clipline.pipelines.config.base import (
                                    DEFAULT_HOME,
                                    HOME_ENV,
                                    Config,
+                                   QueryLimits,
                                    StoreConfig,
                                    default_cache_dir,
                                    default_results_uri,
@@ -39,7 +40,7 @@ from clipline.pipelines.config.train import TemporalHead, TrainConfig, VideoTrai
 __all__ = [
     "DEFAULT_HOME", "EMBEDDING_SPACES", "HOME_ENV", "PROMPT_STRATEGIES", "Config", "DatasetDistanceConfig",
     "DistanceConfig", "EvalConfig", "FastTextConfig", "FetchConfig", "ImageConfig", "IngestConfig",
-    "PipelineConfig", "ReaderConfig", "ReportConfig", "StoreConfig", "TemporalHead", "TrainConfig",
+    "PipelineConfig", "QueryLimits", "ReaderConfig", "ReportConfig", "StoreConfig", "TemporalHead", "TrainConfig",
     "TransportConfig", "VideoConfig", "VideoFetchConfig", "VideoIngestConfig", "VideoTrainConfig",
     "default_cache_dir", "default_pipeline_workdir", "default_results_uri", "home_uri",
 ]

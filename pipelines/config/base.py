@@ -49,6 +49,19 @@ class StoreConfig(Config):
         return storage.absolute(value)
 
 
+def quarter_of_ram() -> str:
+    """A quarter of this machine's physical memory, in DuckDB's notation."""
+    return f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') // 4 // 2**20}MiB"
+
+
+class QueryLimits(Config):
+    """What one query of the results store may use; past either limit it is stopped."""
+
+    timeout: float = Field(default=60.0, gt=0, description="Seconds a query may run before it is stopped.")
+    memory_limit: str = Field(default_factory=quarter_of_ram, description="Memory DuckDB may use, e.g. 2GB or "
+                              "500MiB. Default: a quarter of this machine's RAM.")
+
+
 def default_cache_dir() -> str:
     """A local folder for caches clipline rebuilds when missing: $CLIPLINE_CACHE, else $CLIPLINE_HOME/cache when
     the home is local, else ~/.cache/clipline (memory-mapped files need a local disk)."""

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from clipline.pipelines.config.base import Config, StoreConfig, _valid_uri
+from clipline.pipelines.config.ingest import FetchConfig
 
 PROMPT_STRATEGIES = ("single", "ensemble", "vote")
 
@@ -56,6 +57,8 @@ class EvalConfig(Config):
     seed: int = Field(default=0, description="Seed of the linear probe's split and solver.")
     plots_uri: str | None = Field(default=None, description="Where confusion-matrix PNGs go (default: a plots "
                                   "folder beside the results store).", json_schema_extra={"flag": "--plots-dir"})
+    fetch: FetchConfig = Field(default_factory=FetchConfig, description="How images behind http(s) URLs in a CSV "
+                               "are downloaded: the crawler's fetcher, its size cap and private-address guard.")
     store: StoreConfig = Field(default_factory=StoreConfig)
 
     @field_validator("classnames_uri", "templates_uri", "plots_uri")

@@ -60,13 +60,29 @@ class RefusedAddress(OSError):
 Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
 
 
+# IPv6 prefixes that carry an IPv4 address to a translator or tunnel, which then reaches that IPv4 address:
+# through them a public-looking IPv6 address can reach 10.0.0.1 (Python 3.11 calls 6to4 and NAT64 global).
+TRANSLATED: dict[str, tuple[ipaddress.IPv6Network, ...]] = {
+    "6to4": (ipaddress.IPv6Network("2002::/16"),),
+    "teredo": (ipaddress.IPv6Network("2001::/32"),),
+    "nat64": (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48")),
+}
+
+
 def refused_reason(address: str, allowed: Networks = ()) -> str | None:
-    """The kind of address that makes `address` off limits (loopback, private, ...), or None."""
+    """The kind of address that makes `address` off limits (loopback, private, 6to4, ...), or None.
+
+    An IPv4-mapped address (::ffff:a.b.c.d) is judged by its IPv4 address; 6to4, Teredo and NAT64 addresses
+    are refused whatever they embed (a crawl of public hosts never needs a translator).
+    """
     ip = ipaddress.ip_address(address)
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
         ip = ip.ipv4_mapped
     if any(ip in network for network in allowed):
         return None
+    for kind, networks in TRANSLATED.items():
+        if any(ip in network for network in networks):
+            return kind
     # Most specific first: 169.254.x is also "private" to Python, but link-local says more.
     for kind in ("loopback", "link_local", "multicast", "unspecified", "reserved", "private"):
         if getattr(ip, f"is_{kind}"):
@@ -129,6 +145,14 @@ def _retry_after(value: str | None) -> float | None:
         return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
     except (TypeError, ValueError):
         return None
+
+
+def fetch_urls(urls: list[str], config: FetchConfig) -> list[FetchResult]:
+    """Download `urls` concurrently from synchronous code: one Fetcher, the config's limits and guard."""
+    async def fetch_all() -> list[FetchResult]:
+        async with Fetcher(config) as fetcher:
+            return await asyncio.gather(*(fetcher.fetch(url) for url in urls))
+    return asyncio.run(fetch_all())
 
 
 class Fetcher:

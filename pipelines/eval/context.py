@@ -41,7 +41,7 @@ class _Decoded:
     skipped: int = 0
 
     def images(self, dataset: EvalDataset) -> Iterator:
-        for index, data in read_images(dataset.sources):
+        for index, data in read_images(dataset.sources, dataset.fetch):
             try:
                 if data is None:
                     raise UnreadableImage("could not be read")

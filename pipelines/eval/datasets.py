@@ -12,10 +12,11 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from clipline.pipelines.config import FetchConfig
 from clipline.pipelines.errors import ClipLineError
 from clipline.pipelines.eval.prompts import DEFAULT_TEMPLATES, check_templates
 from clipline.pipelines.eval.readers import RawDataset, ReadOptions, SampleRef, read_lines, read_raw
@@ -36,6 +37,7 @@ class EvalDataset:
     classnames: tuple[str, ...] | None
     templates: tuple[str, ...]
     train: EvalDataset | None = None  # the layout's own training split, for linear probes
+    fetch: FetchConfig = field(default_factory=FetchConfig)  # how read_images downloads http(s) sources
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -50,6 +52,7 @@ class DatasetOptions:
     templates_uri: str | None = None
     split: str = "test"
     train_split: str = "train"
+    fetch: FetchConfig = field(default_factory=FetchConfig)  # for images behind http(s) URLs
 
 
 def _classnames(raw: RawDataset, options: DatasetOptions) -> tuple[str, ...] | None:
@@ -128,7 +131,8 @@ def load_dataset(spec: str, options: DatasetOptions) -> EvalDataset:
     dataset = _split(raw, spec, kind, classnames, templates, tasks)
     if tasks & LABEL_TASKS and classnames is not None:
         _check_every_class_has_samples(dataset.labels, classnames, spec)
+    dataset = dataclasses.replace(dataset, fetch=options.fetch)
     if raw.train is None or "linear-probe" not in tasks:
         return dataset
     train = _split(raw.train, f"{spec} ({options.train_split} split)", kind, classnames, templates, {"linear-probe"})
-    return dataclasses.replace(dataset, train=train)
+    return dataclasses.replace(dataset, train=dataclasses.replace(train, fetch=options.fetch))

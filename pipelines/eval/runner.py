@@ -62,7 +62,7 @@ def default_plots_uri(results_uri: str) -> str:
 
 def _dataset_options(config: EvalConfig) -> DatasetOptions:
     return DatasetOptions(tuple(config.tasks), config.classnames_uri, config.templates_uri, config.split,
-                          config.probe_split)
+                          config.probe_split, config.fetch)
 
 
 def plan_evaluation(config: EvalConfig) -> EvalPlan:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import posixpath
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from pathlib import Path
 import duckdb
 
 from clipline.pipelines import storage
+from clipline.pipelines.config import QueryLimits
 from clipline.pipelines.errors import ClipLineError
 from clipline.pipelines.store.compact import duckdb_path, hidden_files, table_files
 from clipline.pipelines.store.schema import COMPACTED_FROM, ddl_files, sql_dir, tables
@@ -55,12 +57,18 @@ def visible_files(results_uri: str, table: str) -> list[str]:
     return [uri for uri in files if posixpath.basename(uri) not in hidden]
 
 
-def connect(results_uri: str, locked: bool = True) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with every table and view of the store."""
-    con = duckdb.connect(":memory:", config={
-        "autoinstall_known_extensions": False,
-        "autoload_known_extensions": False,
-    })
+def connect(results_uri: str, locked: bool = True, limits: QueryLimits | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with every table and view of the store, within `limits`' memory."""
+    limits = limits or QueryLimits()
+    try:
+        con = duckdb.connect(":memory:", config={
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+            "memory_limit": limits.memory_limit,  # set before lock_configuration, which forbids SET later
+        })
+    except duckdb.Error as e:
+        raise ClipLineError(f"bad memory limit {limits.memory_limit!r}: {str(e).splitlines()[0]}",
+                            "write it as DuckDB does, e.g. 2GB or 500MiB") from e
     fs, _ = storage.filesystem(results_uri)
     if not storage.is_local(results_uri):
         con.register_filesystem(fs)  # DuckDB's httpfs cannot be installed offline
@@ -114,11 +122,13 @@ def _vanished(e: Exception) -> bool:
     return isinstance(e, FileNotFoundError) or (isinstance(e, duckdb.Error) and any(t in str(e) for t in _VANISHED))
 
 
-def run_query(results_uri: str, sql: str) -> QueryResult:
-    """Run one read-only SELECT against the store; reopen it if a compaction removed a file meanwhile."""
+def run_query(results_uri: str, sql: str, limits: QueryLimits | None = None) -> QueryResult:
+    """Run one read-only SELECT against the store; stop it past `limits` (time or memory); reopen the store
+    if a compaction removed a file meanwhile."""
+    limits = limits or QueryLimits()
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
-            return _run_once(results_uri, sql)
+            return _run_once(results_uri, sql, limits)
         except _FilesChanged as e:
             if attempt == MAX_ATTEMPTS:
                 raise ClipLineError(f"query failed: {e}", "the store's files keep changing; run the query again") from e
@@ -127,9 +137,9 @@ def run_query(results_uri: str, sql: str) -> QueryResult:
     raise AssertionError("unreachable")
 
 
-def _run_once(results_uri: str, sql: str) -> QueryResult:
+def _run_once(results_uri: str, sql: str, limits: QueryLimits) -> QueryResult:
     try:
-        con = connect(results_uri, locked=True)
+        con = connect(results_uri, locked=True, limits=limits)
     except ClipLineError:
         raise
     except Exception as e:
@@ -139,20 +149,33 @@ def _run_once(results_uri: str, sql: str) -> QueryResult:
                             f"{storage.describe_error(e, results_uri)}", storage.fix_for(results_uri)) from e
     try:
         check_read_only(con, sql)
-        try:
-            cursor = con.execute(sql)
-        except duckdb.PermissionException as e:
-            raise QueryRefused(
-                f"query refused: {str(e).splitlines()[0]}",
-                f"queries may read only the results location {results_uri}") from e
-        except duckdb.Error as e:
-            if _vanished(e):
-                raise _FilesChanged(str(e).splitlines()[0]) from e
-            raise ClipLineError(f"query failed: {str(e).splitlines()[0]}", "fix the query") from e
-        columns = [d[0] for d in cursor.description]
-        return QueryResult(columns, cursor.fetchall())
+        return _execute(con, sql, results_uri, limits)
     finally:
         con.close()
+
+
+def _execute(con: duckdb.DuckDBPyConnection, sql: str, results_uri: str, limits: QueryLimits) -> QueryResult:
+    """Run and fetch `sql`, interrupting it from a timer after `limits.timeout` seconds."""
+    timer = threading.Timer(limits.timeout, con.interrupt)
+    timer.start()
+    try:
+        cursor = con.execute(sql)
+        columns = [d[0] for d in cursor.description]
+        return QueryResult(columns, cursor.fetchall())
+    except duckdb.InterruptException as e:
+        raise ClipLineError(f"query stopped after {limits.timeout:g} s", "narrow the query or raise --timeout") from e
+    except duckdb.OutOfMemoryException as e:
+        raise ClipLineError(f"query stopped: it needs more than the memory limit {limits.memory_limit}",
+                            "narrow the query or raise --memory-limit") from e
+    except duckdb.PermissionException as e:
+        raise QueryRefused(f"query refused: {str(e).splitlines()[0]}",
+                           f"queries may read only the results location {results_uri}") from e
+    except duckdb.Error as e:
+        if _vanished(e):
+            raise _FilesChanged(str(e).splitlines()[0]) from e
+        raise ClipLineError(f"query failed: {str(e).splitlines()[0]}", "fix the query") from e
+    finally:
+        timer.cancel()
 
 
 def named_queries() -> dict[str, Path]:

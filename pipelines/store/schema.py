@@ -40,6 +40,11 @@ def ddl_files(kind: str) -> list[Path]:
     return sorted((sql_dir() / kind).glob("*.sql"))
 
 
+def view_names() -> list[str]:
+    """The views `sql/views/NNN_<name>.sql` define, in order."""
+    return [path.stem.split("_", 1)[1] for path in ddl_files("views")]
+
+
 @functools.cache
 def tables() -> dict[str, TableDef]:
     """Every declared table, by creating each DDL file's tables in a scratch DuckDB."""

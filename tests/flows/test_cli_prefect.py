@@ -34,3 +34,18 @@ def test_a_verb_without_a_prefect_server_starts_one_and_stops_it(tmp_path):
     assert (tmp_path / "prefect" / "prefect.db").exists()  # the server's SQLite database, in PREFECT_HOME
     with pytest.raises(ProcessLookupError):
         os.killpg(process.pid, 0)  # no process of the CLI's session (the uvicorn server) outlived it
+
+
+def test_bad_input_reads_as_one_clear_line_without_a_traceback(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "RAY_ADDRESS")}
+    env["PREFECT_HOME"] = str(tmp_path / "prefect")
+    result = subprocess.run(
+        [str(BIN / "clipline"), "train", "--data", str(tmp_path / "nonexistent" / "shards"), "--out",
+         str(tmp_path / "run"), "--steps", "2", "--results-uri", str(tmp_path / "results")],
+        env=env, capture_output=True, text=True, timeout=600)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert len(lines) <= 5 and "Traceback" not in result.stderr, result.stderr
+    assert "telemetry" not in result.stderr  # the temporary server runs with analytics off
+    assert lines[-1].startswith("error: 1 of 1 shards do not exist")
+    assert sum("shards do not exist" in line for line in lines) == 2  # the flow's line, then the CLI's

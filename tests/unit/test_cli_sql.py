@@ -76,3 +76,32 @@ def test_malformed_results_uri_is_one_line_naming_it(uri, words):
 def test_unknown_named_query_lists_the_choices(results):
     out = clipline("sql", "--results-uri", results, "--query", "nope")
     assert out.returncode == 2 and "choose one of: " in out.stderr and "runs" in out.stderr
+
+
+def test_a_query_past_its_timeout_is_stopped_with_a_clear_message(results):
+    out = clipline("sql", "--results-uri", results, "--timeout", "1",
+                   "SELECT sum(hash(i)) FROM range(1000000000000) t(i)")  # hours of work without the limit
+    assert out.returncode == 2
+    assert out.stderr.strip() == "error: query stopped after 1 s (narrow the query or raise --timeout)"
+
+
+def test_a_query_past_its_memory_limit_is_stopped_with_a_clear_message(results):
+    from clipline.pipelines.config import QueryLimits
+    from clipline.pipelines.errors import ClipLineError
+    from clipline.pipelines.store.query import run_query
+
+    sql = "SELECT len(list(i)) FROM range(20000000) t(i)"  # a 160 MB list: an aggregate DuckDB cannot spill
+    assert run_query(results, sql).rows == [(20000000,)]
+    with pytest.raises(ClipLineError, match="memory limit 30MB .*raise --memory-limit"):
+        run_query(results, sql, QueryLimits(memory_limit="30MB"))
+
+
+def test_sql_help_names_every_table_view_and_named_query():
+    from clipline.pipelines.store.query import named_queries
+    from clipline.pipelines.store.schema import tables, view_names
+
+    text = " ".join(clipline("sql", "--help").stdout.split())
+    for name in [*tables(), *view_names(), *named_queries()]:
+        assert name in text, name
+    assert "ingest_latest" in text and "dataset_words" in text
+    assert "--timeout" in text and "--memory-limit" in text

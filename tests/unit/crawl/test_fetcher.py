@@ -79,9 +79,18 @@ def test_redirect_chain_is_followed(http_server):
     assert fetch(http_server.url("/redirect/3/rocket.jpg"), max_redirects=2).error.startswith("too many redirects")
 
 
+LOOPBACK_SERVER_ONLY = ["127.0.0.1/32"]  # the test servers; the trap on 127.0.0.2 stays refused
+
+
+def test_redirect_to_a_refused_address_never_connects_to_it(http_server, trap):
+    before = trap.connections
+    result = fetch(http_server.url(f"/redirect-to?url={trap.url()}"), allowed_networks=LOOPBACK_SERVER_ONLY)
+    assert result.error == "private address refused: 127.0.0.2 (loopback)"
+    assert fetch(trap.url(), allowed_networks=LOOPBACK_SERVER_ONLY).error == result.error
+    assert trap.connections == before
+
+
 @pytest.mark.parametrize("target, error", [
-    ("http://169.254.169.254/latest/meta-data", "private address refused: 169.254.169.254 (link-local)"),
-    ("http://10.0.0.1/x", "private address refused: 10.0.0.1 (private)"),
     ("http://[::1]:1/x", "private address refused: ::1 (loopback)"),
     ("file:///etc/passwd", "unsupported scheme: 'file' (only http and https)"),
 ])
@@ -111,6 +120,10 @@ def test_opt_out_parsing():
 @pytest.mark.parametrize("address, kind", [
     ("8.8.8.8", None), ("127.0.0.1", "loopback"), ("192.168.1.1", "private"), ("::ffff:10.1.2.3", "private"),
     ("169.254.169.254", "link-local"), ("0.0.0.0", "unspecified"), ("224.0.0.1", "multicast"),
+    ("::ffff:8.8.8.8", None), ("::ffff:169.254.169.254", "link-local"), ("2606:4700::1111", None),
+    ("2002:a00:1::", "6to4"), ("2002:808:808::", "6to4"), ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "teredo"),
+    ("64:ff9b::a00:1", "nat64"), ("64:ff9b::808:808", "nat64"), ("64:ff9b:1::a9fe:a9fe", "nat64"),
 ])
 def test_address_classes(address, kind):
     assert refused_reason(address) == kind
+

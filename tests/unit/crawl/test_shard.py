@@ -28,8 +28,8 @@ EXPECTED = {
     "/huge.jpg": ("failed_to_download", "too large: Content-Length 12582912 bytes exceeds max_bytes 10485760"),
     "/noai.jpg": ("failed_to_download", "opted out: X-Robots-Tag noai"),
     "/redirect-loop": ("failed_to_download", "too many redirects: more than 5"),
-    "/redirect-to?url=http://169.254.169.254/x": ("failed_to_download",
-                                                  "private address refused: 169.254.169.254 (link-local)"),
+    # 127.0.0.2 is outside allowed_networks: a broken guard meets a closed loopback port, never a real host.
+    "/redirect-to?url=http://127.0.0.2:1/x": ("failed_to_download", "private address refused: 127.0.0.2 (loopback)"),
     "/slow.jpg": ("failed_to_download", "timeout: not downloaded within 5 s"),
     "/html.jpg": ("failed_to_resize", "not an image"),
     "/truncated.jpg": ("failed_to_resize", "truncated image"),
@@ -40,7 +40,7 @@ EXPECTED = {
 def ingest_config(url_list_uri: str, output_uri: str, **overrides) -> IngestConfig:
     return IngestConfig(
         reader=ReaderConfig(url_list_uri=url_list_uri, samples_per_shard=100), output_uri=output_uri,
-        fetch=FetchConfig(allowed_networks=["127.0.0.0/8"], timeout_s=5, retries=1, retry_backoff_s=0.1,
+        fetch=FetchConfig(allowed_networks=["127.0.0.1/32"], timeout_s=5, retries=1, retry_backoff_s=0.1,
                           max_bytes=10 * 2**20),
         image=ImageConfig(image_size=64, resize_mode="center_crop", max_pixels=50_000_000), **overrides)
 

@@ -93,3 +93,41 @@ def test_heatmap_is_written_as_a_png_through_storage():
     uri = "memory://distance-test/heatmap.png"
     write_heatmap(uri, np.array([[0.1, 2.0], [2.0, 0.2]]), ["laion", "coco"], "W1, clip_image")
     assert storage.read_bytes(uri).startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def sorted_w1(a: np.ndarray, b: np.ndarray) -> float:
+    """Closed form of W1 between two equal-sized 1-D samples: the mean gap between their sorted values."""
+    return float(np.mean(np.abs(np.sort(a[:, 0]) - np.sort(b[:, 0]))))
+
+
+@pytest.mark.parametrize("method", ["exact", "sliced"])
+def test_excess_and_self_baselines_equal_their_closed_form_in_one_dimension(method):
+    # Integer points: float32 (sliced) and float64 (exact) hold them exactly, so the tolerance can be tight.
+    rng = np.random.default_rng(7)
+    data = {"a": rng.integers(0, 50, (90, 1)).astype(float), "b": rng.integers(20, 100, (80, 1)).astype(float)}
+    n = 40
+    config = DistanceConfig(num_samples=n, num_resamples=2, transport=TransportConfig(method=method))
+    rows = {(r.dataset_a, r.dataset_b): r for r in pairwise_distances(data, "test", config)}
+    halves_of = {name: halves(x, n, config.seed, name) for name, x in data.items()}
+    self_a, self_b = (sorted_w1(*halves_of[name]) for name in ("a", "b"))
+    value = sorted_w1(halves_of["a"][0], halves_of["b"][0])
+    assert min(self_a, self_b, value - (self_a + self_b) / 2) > 1  # every term matters
+    pair = rows[("a", "b")]
+    assert (pair.self_a, pair.self_b, pair.value) == pytest.approx((self_a, self_b, value), abs=1e-9)
+    assert pair.excess == pytest.approx(value - (self_a + self_b) / 2, abs=1e-9)
+    for name, expected in (("a", self_a), ("b", self_b)):
+        diagonal = rows[(name, name)]
+        assert (diagonal.value, diagonal.excess) == pytest.approx((expected, 0.0), abs=1e-9)
+
+
+def test_excess_of_a_set_shifted_past_its_support_is_the_difference_of_means_minus_the_floor():
+    # Every point of b lies right of every point of a: W1 is then exactly mean(b) - mean(a).
+    x = np.random.default_rng(3).standard_normal((200, 1))
+    data = {"a": x, "b": x + 100.0}
+    config = DistanceConfig(num_samples=100, num_resamples=0, transport=EXACT)
+    pair = next(r for r in pairwise_distances(data, "test", config) if r.dataset_a != r.dataset_b)
+    (a0, a1), (b0, b1) = halves(x, 100, 0, "a"), halves(x + 100.0, 100, 0, "b")
+    floor = (sorted_w1(a0, a1) + sorted_w1(b0, b1)) / 2
+    assert floor > 0.05
+    assert pair.value == pytest.approx(b0.mean() - a0.mean(), abs=1e-7)
+    assert pair.excess == pytest.approx(b0.mean() - a0.mean() - floor, abs=1e-7)

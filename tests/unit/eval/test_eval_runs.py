@@ -12,7 +12,7 @@ from eval_data import TEMPLATES, write_class_folders, write_clip_benchmark
 from PIL import Image
 
 from clipline.pipelines import storage
-from clipline.pipelines.config import EvalConfig, StoreConfig
+from clipline.pipelines.config import EvalConfig, FetchConfig, StoreConfig
 from clipline.pipelines.errors import ClipLineError
 from clipline.pipelines.eval import context
 from clipline.pipelines.eval.checkpoints import resolve_checkpoint
@@ -25,6 +25,9 @@ from clipline.pipelines.train import checkpoint as ckpt
 def eval_config(tmp_path: Path, checkpoint: str, datasets: list[str], **overrides) -> EvalConfig:
     return EvalConfig(checkpoints=[checkpoint], datasets=datasets,
                       store=StoreConfig(results_uri=str(tmp_path / "results")), **overrides)
+
+
+TEST_SERVER_ONLY = FetchConfig(allowed_networks=["127.0.0.1/32"], max_bytes=10 * 2**20, timeout_s=5, retries=0)
 
 
 @pytest.fixture
@@ -149,6 +152,21 @@ def test_a_csv_mixes_local_paths_and_urls_and_a_failed_download_is_skipped(train
     (tmp_path / "digit.png").write_bytes(digits_120[0][0])
     rows = [f"{http_server.url('/img/astronaut.jpg')},photo", f"{http_server.url('/404')},photo", "digit.png,digit"]
     (tmp_path / "list.csv").write_text("\n".join(rows) + "\n")
-    [result] = run(eval_config(tmp_path, trained_checkpoint, [str(tmp_path / "list.csv")]))
+    [result] = run(eval_config(tmp_path, trained_checkpoint, [str(tmp_path / "list.csv")], fetch=TEST_SERVER_ONLY))
     assert (result.num_samples, result.num_skipped) == (2, 1)
     assert "acc5" not in result.metrics  # two classes
+
+
+def test_csv_urls_go_through_the_crawlers_guard_and_size_cap(trained_checkpoint, http_server, trap, tmp_path,
+                                                             caplog):
+    rows = [f"{http_server.url('/img/astronaut.jpg')},photo", f"{http_server.url('/img/coffee.jpg')},cup",
+            f"{http_server.url(f'/redirect-to?url={trap.url()}')},photo", f"{trap.url()},cup",
+            f"{http_server.url('/huge.jpg')},photo"]
+    (tmp_path / "list.csv").write_text("\n".join(rows) + "\n")
+    before = trap.connections
+    [result] = run(eval_config(tmp_path, trained_checkpoint, [str(tmp_path / "list.csv")], fetch=TEST_SERVER_ONLY))
+    assert (result.num_samples, result.num_skipped) == (2, 3)
+    assert trap.connections == before  # refused before connecting, redirect included
+    warnings = caplog.text
+    assert warnings.count("private address refused: 127.0.0.2 (loopback)") == 2
+    assert f"too large: Content-Length 12582912 bytes exceeds max_bytes {TEST_SERVER_ONLY.max_bytes}" in warnings
