@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import posixpath
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -10,10 +11,20 @@ from clipline.pipelines import storage
 from clipline.pipelines.config.base import Config, StoreConfig, home_uri
 
 DEDUP_METHODS = ("exact", "phash", "embedding")
-# The threshold each dedup method takes when none is given: pHash differing in at most 6 of 64 bits (resized and
-# re-encoded copies stay under it, distinct photos sit near 32), embedding cosine of at least 0.95 (SemDeDup's
-# range is 0.9-0.99 for CLIP ViT-B/32; a tiny model's features are coarser, so set it for your scorer).
-DEFAULT_DEDUP_THRESHOLD = {"exact": 0.0, "phash": 6.0, "embedding": 0.95}
+# The threshold each dedup method takes when none is given. pHash: at most 10 of 64 bits differ. On scikit-image's
+# photos, halved and JPEG q=50 copies move 0-7 bits, 5% crops 0-22 (most under 10), and the closest two distinct
+# photos are 20 apart. Embedding: cosine of at least 0.95 (SemDeDup's range is 0.9-0.99 for CLIP ViT-B/32; set
+# it for your scorer).
+DEFAULT_DEDUP_THRESHOLD = {"exact": 0.0, "phash": 10.0, "embedding": 0.95}
+
+
+def _split_name(item: str) -> tuple[str, str]:
+    """NAME=SHARDS, or SHARDS named after its folder."""
+    name, sep, spec = item.partition("=")
+    if sep and name.strip() and "/" not in name:
+        return name.strip(), spec.strip()
+    folder = posixpath.basename(item.split("::")[0].rstrip("/"))
+    return (folder if folder and "{" not in folder and not folder.endswith(".tar") else "eval"), item.strip()
 
 
 def default_scores_uri() -> str:
@@ -48,13 +59,13 @@ class CurateConfig(Config):
         default=None, description="Keep one sample per group of duplicates, across all shards: exact (same image "
         "bytes), phash (64-bit perceptual hash within --dedup-threshold bits, bucketed by LSH bands) or embedding "
         "(SemDeDup: k-means, then cosine >= --dedup-threshold within each cluster). Off by default.")
-    dedup_threshold: float | None = Field(default=None, ge=0, description="phash: most differing bits (default 6); "
+    dedup_threshold: float | None = Field(default=None, ge=0, description="phash: most differing bits (default 10); "
                                           "embedding: least cosine (default 0.95).")
     num_clusters: int | None = Field(default=None, ge=1, description="k-means clusters of the image embeddings "
                                      "(default: about sqrt(samples)).")
-    decontaminate: list[str] = Field(default=[], description="Eval datasets (shards, as --data) whose images must "
-                                     "not be trained on: samples within --contamination-max-bits pHash bits (or "
-                                     "--contamination-min-cosine) of any of their images are removed.")
+    decontaminate: list[str] = Field(default=[], description="Eval datasets (NAME=SHARDS or SHARDS, as --data) "
+                                     "whose images must not be trained on: samples within --contamination-max-bits "
+                                     "pHash bits (or --contamination-min-cosine) of any of their images are removed.")
     contamination_max_bits: int = Field(default=4, ge=0, le=64, description="pHash bits within which a sample "
                                         "counts as a copy of an eval image.")
     contamination_min_cosine: float | None = Field(default=None, gt=-1, le=1, description="Also flag samples whose "
@@ -80,7 +91,12 @@ class CurateConfig(Config):
     @field_validator("decontaminate")
     @classmethod
     def _check_eval(cls, value: list[str]) -> list[str]:
-        return [storage.absolute_sources(spec) for spec in value]
+        named = [_split_name(item) for item in value]
+        names = [name for name, _ in named]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"eval dataset name {repeated[0]!r} is given twice; write NAME=SHARDS to tell them apart")
+        return [f"{name}={storage.absolute_sources(spec)}" for name, spec in named]
 
     @field_validator("output_uri", "scores_uri")
     @classmethod
@@ -101,6 +117,10 @@ class CurateConfig(Config):
         if self.dedup == "embedding" and self.dedup_threshold is not None and self.dedup_threshold > 1:
             raise ValueError(f"--dedup-threshold {self.dedup_threshold} is not a cosine (embedding dedup takes 0-1)")
         return self
+
+    def eval_datasets(self) -> dict[str, str]:
+        """Eval dataset name -> shard spec, in the order given."""
+        return dict(item.split("=", 1) for item in self.decontaminate)
 
     def threshold(self) -> float:
         """The dedup threshold in force: the given one, else the method's default."""

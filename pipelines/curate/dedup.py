@@ -59,9 +59,12 @@ def _exact_pairs(table: ScoreTable, threshold: float) -> Iterator[tuple[int, int
 
 def _phash_pairs(table: ScoreTable, threshold: float) -> Iterator[tuple[int, int]]:
     for rows in candidate_buckets(table.phash, int(threshold)):
-        close = hamming(table.phash[rows][:, None], table.phash[rows][None, :]) <= threshold
-        for a, b in zip(*np.nonzero(np.triu(close, k=1)), strict=True):
-            yield int(rows[a]), int(rows[b])
+        for start in range(0, len(rows), MAX_BLOCK):  # a big bucket is compared a block of rows at a time
+            block, rest = rows[start:start + MAX_BLOCK], rows[start:]
+            close = hamming(table.phash[block][:, None], table.phash[rest][None, :]) <= threshold
+            for a, b in zip(*np.nonzero(close), strict=True):
+                if a < b:  # rest starts at block's first row: a pair (a, b) with a < b is each pair once
+                    yield int(block[a]), int(rest[b])
 
 
 def _embedding_pairs(table: ScoreTable, threshold: float) -> Iterator[tuple[int, int]]:

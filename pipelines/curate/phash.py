@@ -23,7 +23,7 @@ _WEIGHTS = (1 << np.arange(63, -1, -1, dtype=np.uint64)).astype(np.uint64)
 def phash(image: Image.Image) -> int:
     """The 64-bit DCT pHash of an image, as a signed int64 (the bits of an unsigned one)."""
     gray = np.asarray(image.convert("L").resize((RESIZE, RESIZE), Image.Resampling.LANCZOS), dtype=np.float64)
-    low = dctn(gray, type=2, norm="ortho")[:HASH_SIZE, :HASH_SIZE]
+    low = dctn(gray, type=2)[:HASH_SIZE, :HASH_SIZE]  # unnormalised, as imagehash (so the bits match it)
     bits = (low > np.median(low)).ravel().astype(np.uint64)
     return int(np.sum(bits * _WEIGHTS, dtype=np.uint64).astype(np.int64))
 

@@ -7,7 +7,6 @@ The flow calls these one task each; `curate` runs them all in one process
 from __future__ import annotations
 
 import logging
-import posixpath
 import uuid
 from dataclasses import dataclass, field
 
@@ -55,19 +54,6 @@ class CurationResult:
     filters: list[dict] = field(default_factory=list)
 
 
-def _eval_name(spec: str, index: int) -> str:
-    name, sep, _ = spec.partition("=")
-    if sep and "/" not in name:
-        return name
-    folder = posixpath.basename(spec.rstrip("/"))
-    return folder if folder and "{" not in folder and not folder.endswith(".tar") else f"eval{index}"
-
-
-def _eval_spec(spec: str) -> str:
-    name, sep, rest = spec.partition("=")
-    return rest if sep and "/" not in name else spec
-
-
 def _check_captions(config: CurateConfig, shards: list[str]) -> None:
     """Refuse caption filters on shards without captions, from the first shard's index (no image is read)."""
     needs_captions = any(f.needs_captions for f in active_filters(config))
@@ -78,7 +64,7 @@ def _check_captions(config: CurateConfig, shards: list[str]) -> None:
 def plan_curation(config: CurateConfig) -> CurationPlan:
     """Shards, eval sets, scorer and output checked before any shard is scored."""
     shards = shard_uris(config.data)
-    evals = {_eval_name(spec, i): shard_uris(_eval_spec(spec)) for i, spec in enumerate(config.decontaminate)}
+    evals = {name: shard_uris(spec) for name, spec in config.eval_datasets().items()}
     _check_captions(config, shards)
     scorer = None
     if config.scorer:
