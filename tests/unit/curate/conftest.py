@@ -63,3 +63,23 @@ def config_for(tmp_path):
         fields.setdefault("scores_uri", str(tmp_path / "scores"))
         return CurateConfig(data=data, store=StoreConfig(results_uri=str(tmp_path / "results")), **fields)
     return make
+
+
+MICRO = Path(__file__).resolve().parent / "curate-micro.json"  # a 1-layer CLIP on 28 px: scores in milliseconds
+
+
+def save_untrained(run: Path, model_json: Path = MICRO, edit=None) -> str:
+    """An untrained checkpoint of `model_json`; `edit(open_clip_config)` may change its config file first."""
+    from clipline.pipelines.models.registry import build_model
+    from clipline.pipelines.train.checkpoint import save_checkpoint
+
+    built = build_model(str(model_json), augment=False)
+    config = {"model_cfg": built.model_cfg, "preprocess_cfg": built.preprocess_cfg}
+    if edit:
+        edit(config)
+    return save_checkpoint(str(run), 1, built.model, config, {"step": 1})
+
+
+@pytest.fixture(scope="session")
+def micro_checkpoint(tmp_path_factory) -> str:
+    return save_untrained(tmp_path_factory.mktemp("curate-micro") / "run")
