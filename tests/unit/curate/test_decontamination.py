@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pyarrow.parquet as pq
-from conftest import PHOTOS, encode, photo, write_shard
 
 from clipline.pipelines.curate.run import curate
+from support.curation import PHOTOS, encode, photo, write_shard
 from support.shards import digit_images, png
 
 

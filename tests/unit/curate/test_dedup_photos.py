@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pyarrow.parquet as pq
-from conftest import PHOTOS, encode, photo, write_shard
 
 from clipline.pipelines.curate.dedup import duplicate_of
 from clipline.pipelines.curate.run import curate, plan_curation, score
+from support.curation import PHOTOS, encode, photo, write_shard
 
 COPIES = {
     "resized": lambda im: encode(im.resize((im.width // 2, im.height // 2))),

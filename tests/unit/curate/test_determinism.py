@@ -18,7 +18,7 @@ def _shards(folder) -> dict[str, bytes]:
 def test_same_input_and_config_give_the_same_digest_and_shards(tmp_path, config_for, micro_checkpoint):
     write_digit_shards(tmp_path / "data", num_shards=3, per_shard=20)
     config = config_for(str(tmp_path / "data"), scorer=micro_checkpoint, clip_score_top_fraction=0.6,
-                        dedup="embedding", dedup_threshold=0.99, samples_per_shard=16)
+                        dedup="embedding", dedup_threshold=0.999, samples_per_shard=16)
     first = curate(config)
     stored = sorted((tmp_path / "scores").rglob("*.parquet"))
     stamps = [p.stat().st_mtime_ns for p in stored]
@@ -32,6 +32,7 @@ def test_same_input_and_config_give_the_same_digest_and_shards(tmp_path, config_
 
     looser = curate(config.model_copy(update={"clip_score_top_fraction": 0.8}))
     assert looser.digest != first.digest and looser.kept > first.kept
+    assert 0 < first.filters[1]["removed_alone"] < first.total  # embedding dedup did find duplicates
 
 
 def test_curated_shards_hold_the_kept_samples_whole_and_are_ready_for_training(tmp_path, config_for,

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import encode, write_json_shard, write_shard
 from PIL import Image
 
 from clipline.pipelines.curate.run import curate
 from clipline.pipelines.errors import ClipLineError
 from clipline.pipelines.store.query import named_query_sql, run_query
+from support.curation import encode, write_json_shard, write_shard
 
 
 def _image(width: int, height: int, shade: int) -> bytes:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import PHOTOS, photo
 
 from clipline.pipelines.curate.phash import bands_for, candidate_buckets, hamming, phash
+from support.curation import PHOTOS, photo
 
 
 @pytest.mark.parametrize("name", PHOTOS[:8])

@@ -6,16 +6,16 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import save_untrained
 
 from clipline.pipelines.curate.run import curate
 from clipline.pipelines.errors import ClipLineError
+from support.curation import MICRO, save_untrained
 from support.shards import write_digit_shards
 
 
 def test_a_tokenizer_with_ids_beyond_the_text_towers_vocabulary_is_refused(tmp_path, config_for):
     small_vocab = tmp_path / "small-vocab.json"
-    micro = json.loads((Path(__file__).parent / "curate-micro.json").read_text())
+    micro = json.loads(MICRO.read_text())
     micro["text_cfg"]["vocab_size"] = 1000  # open_clip's tokenizer yields ids up to 49407
     small_vocab.write_text(json.dumps(micro))
     write_digit_shards(tmp_path / "data", 1, 4)
@@ -32,7 +32,7 @@ def test_a_tokenizer_with_ids_beyond_the_text_towers_vocabulary_is_refused(tmp_p
 ])
 def test_weights_for_another_image_size_or_context_are_refused(tmp_path, config_for, micro_checkpoint, section,
                                                                field, value, message):
-    other = json.loads((Path(__file__).parent / "curate-micro.json").read_text())
+    other = json.loads(MICRO.read_text())
     other[section][field] = value
     (tmp_path / "micro-other.json").write_text(json.dumps(other))
     weights = str(Path(micro_checkpoint) / "open_clip_model.safetensors")
