@@ -73,3 +73,15 @@ def test_caption_filters_are_refused_by_name_on_shards_without_captions(tmp_path
 def test_clip_filters_without_a_scorer_are_a_config_error(tmp_path, config_for):
     with pytest.raises(ValueError, match="--clip-score-top-fraction needs --scorer"):
         config_for(str(tmp_path), clip_score_top_fraction=0.3)
+
+
+def test_the_report_section_shows_the_funnel_and_removed_pairs_with_their_reason(sized_shard, tmp_path, config_for):
+    from clipline.pipelines.config import ReportConfig
+    from clipline.pipelines.report import curation
+
+    config = config_for(str(tmp_path / "data"), min_caption_words=4, min_image_size=100, max_aspect_ratio=3)
+    curate(config)
+    page = curation.render(ReportConfig(store=config.store))
+    assert "Curation funnel" in page and "<svg" in page
+    assert page.count('<img class="thumb"') == 6  # every removed sample (6 of 8), each with its reason
+    assert "min_caption_words,min_image_size,max_aspect_ratio" in page  # k4 fails all three

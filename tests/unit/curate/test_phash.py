@@ -22,7 +22,7 @@ def test_hamming_counts_differing_bits_of_signed_hashes():
     assert hamming(a, b).tolist() == [64, 64, 2]
 
 
-@pytest.mark.parametrize("max_bits", [0, 3, 10])
+@pytest.mark.parametrize("max_bits", [0, 3, 4, 8, 10])
 def test_buckets_hold_every_pair_within_the_distance(max_bits):
     rng = np.random.default_rng(max_bits)
     base = rng.integers(-2**63, 2**63 - 1, size=300, dtype=np.int64)
