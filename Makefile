@@ -7,7 +7,7 @@ DEPS_STAMP := $(VENV)/.deps-$(shell sha256sum pyproject.toml | cut -c1-16)
 PYTEST_ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install browser demo test lint bench-ingest bench-train bench-train-video bench-ingest-videos bench-distance bench-eval serve schedule-on schedule-off clean
+.PHONY: install browser demo test lint bench-ingest bench-train bench-train-video bench-ingest-videos bench-distance bench-eval bench-curate serve schedule-on schedule-off clean
 
 install: $(DEPS_STAMP)
 	@# The project itself is (re)linked on every call: a venv kept outside the
@@ -55,6 +55,9 @@ bench-distance: install
 
 bench-eval: install
 	$(BIN)/python bench/eval.py
+
+bench-curate: install
+	$(BIN)/python bench/curate.py
 
 # A local Prefect server, the process work pool, `prefect deploy --all` (prefect.yaml) and a worker.
 serve: install

@@ -102,3 +102,10 @@ def fill_store(results_uri: str, shards: Path) -> None:
         writer.append("dataset_distances", _distance_rows())
         writer.append("ingest_shards", ingest_shards)
         writer.append("ingest_samples", ingest_samples)
+        writer.append("curation_runs", [{"run_id": "cur-1", "data": str(shards), "output_uri": str(shards / "gone"),
+                                         "scorer": None, "total": 6, "kept": 5, "num_shards": 1, "digest": "d" * 64,
+                                         "time": now()}])
+        writer.append("curation_filters", [{"run_id": "cur-1", "position": 1, "filter": "dedup",
+                                            "rule": "phash duplicate (threshold 10)", "removed_alone": 1,
+                                            "removed_beyond_others": 1, "remaining_after": 5, "total": 6,
+                                            "time": now()}])

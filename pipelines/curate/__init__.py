@@ -1,0 +1,1 @@
+"""Curation: per-sample scores, filters, global deduplication and decontamination, curated shards."""
