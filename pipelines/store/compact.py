@@ -5,7 +5,7 @@ the views hide every file named there. So the merged file can appear before
 its inputs are deleted, and a crash between the two steps loses and repeats
 nothing. Inputs are deleted writer files first, then older compacted files,
 so a file is never deleted while it is the only one hiding another.
-Run one compaction per table at a time (the compaction task does).
+One compaction per table runs at a time: each holds the table's lease (lease.py).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from clipline.pipelines import storage
+from clipline.pipelines.store.lease import lease
 from clipline.pipelines.store.schema import COMPACTED_FROM, file_schema, tables
 from clipline.pipelines.store.writer import new_file_name, table_uri
 
@@ -40,8 +41,19 @@ def _read(uri: str) -> pa.Table:
 
 
 def compact_table(results_uri: str, table: str, min_files: int = 2) -> CompactionResult:
-    """Merge all current files of `table` into one compacted file."""
-    uris = storage.glob(storage.join(table_uri(results_uri, table), "*.parquet"))
+    """Merge all current files of `table` into one compacted file, holding the table's lease (lease.py)."""
+    if len(_files(results_uri, table)) < min_files:
+        return _compact(results_uri, table, min_files)  # nothing to merge: no lease (no folder) needed
+    with lease(table_uri(results_uri, table)):
+        return _compact(results_uri, table, min_files)  # lists the files again: a compaction may just have run
+
+
+def _files(results_uri: str, table: str) -> list[str]:
+    return storage.glob(storage.join(table_uri(results_uri, table), "*.parquet"))
+
+
+def _compact(results_uri: str, table: str, min_files: int) -> CompactionResult:
+    uris = _files(results_uri, table)
     if len(uris) < min_files:
         return CompactionResult(table, len(uris), len(uris), 0)
     files = {posixpath.basename(uri): _read(uri) for uri in uris}
