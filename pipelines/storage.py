@@ -253,6 +253,18 @@ def write_text(uri: str, text: str) -> None:
     write_bytes(uri, text.encode("utf-8"))
 
 
+def move(src: str, dst: str) -> None:
+    """Rename `src` over `dst` (same filesystem): atomic locally (then the folder is fsynced); on S3 a server-side
+    copy, which publishes `dst` whole, then a delete of `src`."""
+    fs, src_path = filesystem(src)
+    dst_path = split_protocol(dst)[1]
+    if isinstance(fs, LocalFileSystem):
+        os.replace(src_path, dst_path)
+        fsync_dir(dst_path)
+        return
+    fs.mv(src_path, dst_path)
+
+
 def create_exclusive(uri: str, data: bytes) -> bool:
     """Write a whole file only if nothing exists under `uri`; False when something does (a lock's primitive).
 
