@@ -7,14 +7,18 @@ same uvicorn command (Prefect's SubprocessASGIServer command line and environmen
 PREFECT_HOME, no UI) as soon as a verb's config is valid and before Prefect is imported, and points
 PREFECT_API_URL at it, so the server boots on another core while this process imports its stack and
 this process never imports the server code. `ready` waits until it answers; the server stops when the
-CLI exits. With PREFECT_API_URL already set, or ephemeral mode turned off, both do nothing.
+CLI exits, killed with SIGKILL included (PR_SET_PDEATHSIG). With PREFECT_API_URL already set, or
+ephemeral mode turned off, both do nothing.
 """
 
 from __future__ import annotations
 
 import atexit
+import ctypes
+import ctypes.util
 import importlib.util
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -27,6 +31,7 @@ from clipline.pipelines.errors import ClipLineError
 
 STARTUP_TIMEOUT_S = float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", 120))
 STOP_TIMEOUT_S = 5
+PR_SET_PDEATHSIG = 1  # linux/prctl.h: the signal a process gets when its parent dies
 _server: subprocess.Popen | None = None
 _url: str | None = None
 
@@ -54,10 +59,23 @@ def start_in_background() -> None:
     _server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--app-dir", str(prefect_dir.parent), "--factory",
          "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(port), "--log-level",
-         "error", "--lifespan", "on"], env=env, stdin=subprocess.DEVNULL)
+         "error", "--lifespan", "on"], env=env, stdin=subprocess.DEVNULL, preexec_fn=_dies_with(os.getpid()))
     atexit.register(_stop)
     _url = f"http://127.0.0.1:{port}/api"
     os.environ["PREFECT_API_URL"] = _url
+
+
+def _dies_with(parent_pid: int):
+    """A preexec_fn that makes the child get SIGTERM when this process dies, even by SIGKILL (atexit then
+    never runs). Linux only (prctl); elsewhere the server can outlive a killed CLI."""
+    def set_parent_death_signal() -> None:
+        if not sys.platform.startswith("linux"):
+            return
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent_pid:  # the parent died before prctl took effect
+            os._exit(1)
+    return set_parent_death_signal
 
 
 def ready() -> None:

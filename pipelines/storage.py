@@ -6,7 +6,8 @@ stores such as MinIO or moto) and `memory://` (tests). Nothing else in
 clipline calls `open()` or `os.path` on data.
 
 Files that mark work as done are written with `atomic_write`: a reader never
-sees a partial file under its final name.
+sees a partial file under its final name. Locally the file and then its folder
+are fsynced around the rename, so a power cut cannot undo a commit.
 """
 
 from __future__ import annotations
@@ -175,12 +176,23 @@ def atomic_write(uri: str, mode: str = "wb") -> Iterator[IO]:
         if isinstance(fs, LocalFileSystem):
             f.flush()
             os.fsync(f.fileno())
+        f.close()  # on S3 this uploads the last part and completes the upload: it can fail too
     except BaseException:
         _discard(fs, f, target)
         raise
-    f.close()
     if not direct:
         fs.mv(target, path)
+        if isinstance(fs, LocalFileSystem):
+            fsync_dir(path)
+
+
+def fsync_dir(path: str) -> None:
+    """Make a rename into `path`'s folder durable: without it a power cut can undo the rename."""
+    fd = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _publishes_on_close(fs: fsspec.AbstractFileSystem) -> bool:
@@ -192,10 +204,11 @@ def _publishes_on_close(fs: fsspec.AbstractFileSystem) -> bool:
 def _discard(fs: fsspec.AbstractFileSystem, f, target: str) -> None:
     """Drop an unfinished write without publishing anything under the final name."""
     if isinstance(f, AbstractBufferedFile):
-        f.discard()  # s3fs: aborts the multipart upload
+        f.discard()  # s3fs: aborts the multipart upload (a SIGKILL leaves it: see the README's lifecycle rule)
         f.closed = True  # or closing it at garbage collection would upload the rest
         return
-    f.close()
+    with contextlib.suppress(OSError):
+        f.close()
     with contextlib.suppress(FileNotFoundError):
         fs.rm(target)
 
@@ -218,7 +231,10 @@ def staged_file(uri: str) -> Iterator[str]:
     try:
         yield staged
         if is_local(uri):
+            with open(staged, "rb+") as f:
+                os.fsync(f.fileno())
             os.replace(staged, path)
+            fsync_dir(path)
         else:
             with open(staged, "rb") as src, atomic_write(uri) as dst:
                 shutil.copyfileobj(src, dst, 8 * 2**20)
@@ -235,6 +251,54 @@ def write_bytes(uri: str, data: bytes) -> None:
 
 def write_text(uri: str, text: str) -> None:
     write_bytes(uri, text.encode("utf-8"))
+
+
+def move(src: str, dst: str) -> None:
+    """Rename `src` over `dst` (same filesystem): atomic locally (then the folder is fsynced); on S3 a server-side
+    copy, which publishes `dst` whole, then a delete of `src`."""
+    fs, src_path = filesystem(src)
+    dst_path = split_protocol(dst)[1]
+    if isinstance(fs, LocalFileSystem):
+        os.replace(src_path, dst_path)
+        fsync_dir(dst_path)
+        return
+    fs.mv(src_path, dst_path)
+
+
+def create_exclusive(uri: str, data: bytes) -> bool:
+    """Write a whole file only if nothing exists under `uri`; False when something does (a lock's primitive).
+
+    Local: a complete staged file hard-linked to the name (link fails if the name exists). S3: a PUT with
+    `If-None-Match: *` (conditional write). memory:// (tests, one process): check then write.
+    """
+    fs, path = filesystem(uri)
+    if isinstance(fs, LocalFileSystem):
+        staged = f"{path}.tmp-{uuid.uuid4().hex}"
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(staged, "wb") as f:
+            f.write(data)
+        try:
+            os.link(staged, path)
+            fsync_dir(path)
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            os.remove(staged)
+    if _publishes_on_close(fs):
+        try:
+            fs.pipe_file(path, data, mode="create")
+            return True
+        except FileExistsError:
+            return False
+        except OSError as e:  # s3fs maps 412 Precondition Failed to a plain OSError in some versions
+            if "PreconditionFailed" in str(e) or "412" in str(e):
+                return False
+            raise
+    if fs.exists(path):
+        return False
+    write_bytes(uri, data)
+    return True
 
 
 def check_writable(uri: str) -> None:

@@ -134,6 +134,7 @@ def crawl_shard(shard_id: int, rows: pa.Table, config: IngestConfig, decode: Sam
                 on_written: Callable[[dict, list[dict]], None] | None = None) -> ShardResult:
     """Crawl one shard (or skip it if committed); `on_written` runs before the commit marker."""
     files = ShardFiles.of(config.output_uri, shard_id)
+    writer.finish_retry(files)  # a rewrite that died after its manifest: complete it first
     committed = writer.read_stats(files)
     if committed is not None and not (config.retry_failed and committed["successes"] < committed["count"]):
         if on_progress:
@@ -142,7 +143,8 @@ def crawl_shard(shard_id: int, rows: pa.Table, config: IngestConfig, decode: Sam
     started = time.time()
     writer.remove_leftovers(files)
     todo, kept = _plan(files, rows.to_pylist(), committed is not None)
-    with writer.tar_sink(files.tar) as sink:
+    target = writer.retry_files(files) if committed is not None else files  # a rewrite commits as one
+    with writer.tar_sink(target.tar) as sink:
         for key, members in kept.items():
             sink.add(key, members["members"])
         crawl = _ShardCrawl(config, decode, sink, on_progress)
@@ -152,11 +154,14 @@ def crawl_shard(shard_id: int, rows: pa.Table, config: IngestConfig, decode: Sam
         status_rows = sorted([m["status"] for m in kept.values()] + crawl.rows, key=lambda r: r[KEY])
         _flag_duplicates(status_rows)
         bytes_written = sink.bytes_written
-    writer.write_status_parquet(files.parquet, status_rows)
+    writer.write_status_parquet(target.parquet, status_rows)
     stats = _stats(shard_id, status_rows, bytes_written, started)
     if on_written:
         on_written(stats, status_rows)
-    writer.commit(files, stats)
+    if committed is None:
+        writer.commit(files, stats)
+    else:
+        writer.commit_retry(files, stats)
     log.info("shard %05d: %d/%d ok in %.1f s", shard_id, stats["successes"], stats["count"], stats["duration"])
     return ShardResult(shard_id, stats, skipped=False, samples=status_rows)
 

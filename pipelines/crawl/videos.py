@@ -8,8 +8,11 @@ A clip with fewer frames than that repeats frames, and its JSON says "repeated_f
 Decoding is the cost, so frames are reached by seeking where that skips work (pipelines.crawl.frames).
 Frames are resized with the image modes (images.resize_image) and encoded as images are.
 
+Crawled bytes never make FFmpeg open anything else: playlists and lists are refused by their first bytes,
+the demuxers are whitelisted (OPEN_OPTIONS) and nested opens get no protocol.
+
 Checks run cheapest first, each a VideoRejected with a specific message: mp4 boxes running past the
-body (truncated), bodies FFmpeg cannot open or that are still images (not a video), no video stream,
+body (truncated), playlists, bodies FFmpeg cannot open or that are still images (not a video), no video stream,
 resolution and duration from the header, the clip window, then decoder errors while sampling.
 """
 
@@ -39,6 +42,13 @@ SIGNATURES: tuple[tuple[int, bytes, str], ...] = (  # (offset, magic, container)
     (0, b"OggS", "ogg"))
 ORIGINAL_EXT = {MP4_FAMILY: "mp4", "matroska,webm": "mkv", "avi": "avi", "flv": "flv", "mpegts": "ts", "ogg": "ogv"}
 REMUXERS = (("mp4", "mp4"), ("matroska", "mkv"))  # tried in order; Matroska takes any codec mp4 refuses
+# Crawled bytes are opened only with these demuxers: the video containers above, plus single-image pipes (named
+# as still images below). Playlists and lists (hls, dash, concat, image2 patterns) would make FFmpeg open other
+# URLs or files, and nested opens get no protocol at all ("none" names none).
+IMAGE_PIPES = ("jpeg_pipe", "png_pipe", "webp_pipe", "gif_pipe", "bmp_pipe", "tiff_pipe")
+OPEN_OPTIONS = {"format_whitelist": ",".join([*ORIGINAL_EXT, *IMAGE_PIPES]), "protocol_whitelist": "none"}
+PLAYLISTS = ((b"#EXTM3U", "an HLS playlist"), (b"ffconcat", "an FFmpeg concat list"), (b"<?xml", "an XML manifest"),
+             (b"<MPD", "a DASH manifest"), (b"[playlist]", "a PLS playlist"))
 
 
 @dataclass(frozen=True)
@@ -152,11 +162,18 @@ def _check_boxes(body: bytes) -> None:
 
 
 def _open(body: bytes) -> av.container.InputContainer:
+    """The body as an FFmpeg container, opened with the allowed demuxers only and no nested I/O."""
+    head = body[:64].lstrip()
+    for magic, kind in PLAYLISTS:
+        if head.startswith(magic):
+            raise VideoRejected(f"not a video file: {kind} (refused: it names other URLs or files to open)")
     try:
-        container = av.open(io.BytesIO(body), metadata_errors="replace")
+        container = av.open(io.BytesIO(body), metadata_errors="replace", options=OPEN_OPTIONS)
+    except av.error.ArgumentError:  # FFmpeg's answer to a demuxer outside format_whitelist
+        raise VideoRejected(f"not a video file: a container other than {', '.join(ORIGINAL_EXT.values())}") from None
     except (av.FFmpegError, UnicodeDecodeError) as e:
         raise _unreadable(body, e) from None
-    if container.format.name.endswith("_pipe") or container.format.name == "image2":
+    if container.format.name in IMAGE_PIPES:
         container.close()
         raise VideoRejected(f"not a video: a still image ({container.format.name})")
     return container
@@ -271,7 +288,8 @@ def keep_clip(body: bytes, header: VideoHeader, window: Window) -> KeptClip:
 def _remux(body: bytes, header: VideoHeader, window: Window, muxer: str) -> tuple[bytes, float]:
     """(the cut, its start in seconds): video and audio packets from the keyframe on, rebased to time 0."""
     out = io.BytesIO()
-    with av.open(io.BytesIO(body), metadata_errors="replace") as source, av.open(out, "w", format=muxer) as sink:
+    with (av.open(io.BytesIO(body), metadata_errors="replace", options=OPEN_OPTIONS) as source,
+          av.open(out, "w", format=muxer) as sink):
         video = source.streams.video[0]
         inputs = [video, *source.streams.audio]
         outputs = {s.index: sink.add_stream_from_template(s) for s in inputs}

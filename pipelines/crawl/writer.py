@@ -1,5 +1,11 @@
 """Write one shard: `{id:05d}.tar`, `{id:05d}.parquet`, then `{id:05d}_stats.json` as the commit marker.
 
+Rewriting a committed shard (--retry-failed) must not leave a new tar beside old stats if it dies half way:
+the three new files are written under `.retry` names, then a manifest (`{id:05d}_retry.json`) naming them
+commits the new generation, then each is moved over its final name (stats last) and the manifest deleted.
+A crash before the manifest leaves the old shard whole (the `.retry` files are leftovers); a crash after it
+is rolled forward by `finish_retry`, which every crawl of the shard runs first.
+
 Layout is img2dataset's (so its readers and open_clip's trainer read it): per
 sample `key.<ext>` members in the tar, one parquet row per input row
 (failures included), and a stats file written last. Each file is published
@@ -63,10 +69,45 @@ def read_stats(files: ShardFiles) -> dict | None:
 
 
 def remove_leftovers(files: ShardFiles) -> None:
-    """Delete staging files a killed writer left beside this shard (never under a final name)."""
+    """Delete staging files a killed writer left beside this shard (never under a final name); run after
+    `finish_retry`, so `.retry` files left here belong to no committed generation."""
     stem = files.tar.removesuffix(".tar")
-    for uri in storage.glob(f"{stem}.*.tmp-*") + storage.glob(f"{stem}_stats.json.tmp-*"):
+    for uri in storage.glob(f"{stem}.*.tmp-*") + storage.glob(f"{stem}_stats.json.tmp-*") + \
+            storage.glob(f"{stem}*{RETRY_SUFFIX}"):
         storage.remove(uri)
+
+
+RETRY_SUFFIX = ".retry"
+
+
+def retry_files(files: ShardFiles) -> ShardFiles:
+    """Where a rewrite of a committed shard writes its three files before they replace the old ones."""
+    return ShardFiles(files.tar + RETRY_SUFFIX, files.parquet + RETRY_SUFFIX, files.stats + RETRY_SUFFIX)
+
+
+def _retry_manifest(files: ShardFiles) -> str:
+    return files.tar.removesuffix(".tar") + "_retry.json"
+
+
+def commit_retry(files: ShardFiles, stats: dict) -> None:
+    """Commit a rewrite whose tar and parquet are at `retry_files(files)`: stats, manifest, then publish."""
+    staged = retry_files(files)
+    storage.write_bytes(staged.stats, json_bytes(stats))
+    storage.write_bytes(_retry_manifest(files), json_bytes(
+        {"tar": staged.tar, "parquet": staged.parquet, "stats": staged.stats, "generation": stats["end_time"]}))
+    finish_retry(files)
+
+
+def finish_retry(files: ShardFiles) -> None:
+    """Move a committed rewrite's files over the shard's (stats last), then drop its manifest; no-op without one."""
+    manifest = _retry_manifest(files)
+    if not storage.exists(manifest):
+        return
+    staged = retry_files(files)
+    for source, target in ((staged.tar, files.tar), (staged.parquet, files.parquet), (staged.stats, files.stats)):
+        if storage.exists(source):  # gone: moved before a crash
+            storage.move(source, target)
+    storage.remove(manifest)
 
 
 def commit(files: ShardFiles, stats: dict) -> None:

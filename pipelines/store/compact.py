@@ -6,8 +6,8 @@ a reader learns what is hidden from footers alone; the views hide every file
 named there. So the merged file can appear before its inputs are deleted, and a
 crash between the two steps loses and repeats nothing. Inputs are deleted
 writer files first, then older compacted files, so a file is never deleted
-while it is the only one hiding another. Run one compaction per table at a time
-(the compaction task does).
+while it is the only one hiding another. One compaction per table runs at a
+time: each holds the table's lease (lease.py).
 
 DuckDB does the merge: it streams the inputs in file-name order (time order)
 into one zstd file, so memory stays flat however large the store (measured:
@@ -30,6 +30,7 @@ import duckdb
 import pyarrow.parquet as pq
 
 from clipline.pipelines import storage
+from clipline.pipelines.store.lease import lease
 from clipline.pipelines.store.schema import COMPACTED_FROM, COMPACTED_FROM_KEY, tables
 from clipline.pipelines.store.writer import new_file_name, table_uri
 
@@ -116,7 +117,15 @@ def _merge(results_uri: str, table: str, inputs: list[str], out_path: str, memor
 
 def compact_table(results_uri: str, table: str, min_files: int = 2,
                   memory_limit: str = DEFAULT_MEMORY_LIMIT) -> CompactionResult:
-    """Merge all current files of `table` into one compacted file, in bounded memory."""
+    """Merge all current files of `table` into one compacted file, in bounded memory, holding the table's
+    lease (lease.py)."""
+    if len(table_files(results_uri, table)) < min_files:
+        return _compact(results_uri, table, min_files, memory_limit)  # nothing to merge: no lease needed
+    with lease(table_uri(results_uri, table)):
+        return _compact(results_uri, table, min_files, memory_limit)  # lists again: one may just have run
+
+
+def _compact(results_uri: str, table: str, min_files: int, memory_limit: str) -> CompactionResult:
     uris = table_files(results_uri, table)
     if len(uris) < min_files:
         return CompactionResult(table, len(uris), len(uris), 0)

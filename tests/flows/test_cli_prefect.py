@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -49,3 +50,47 @@ def test_bad_input_reads_as_one_clear_line_without_a_traceback(tmp_path):
     assert "telemetry" not in result.stderr  # the temporary server runs with analytics off
     assert lines[-1].startswith("error: 1 of 1 shards do not exist")
     assert sum("shards do not exist" in line for line in lines) == 2  # the flow's line, then the CLI's
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_the_temporary_server_dies_with_a_cli_killed_by_sigkill(tmp_path):
+    import signal
+    import time
+
+    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "RAY_ADDRESS")}
+    env["PREFECT_HOME"] = str(tmp_path / "prefect")
+    cli = subprocess.Popen([str(BIN / "clipline"), "train", "--data", str(tmp_path / "none"), "--out",
+                            str(tmp_path / "run"), "--steps", "2"], env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (servers := _children(cli.pid)) and time.monotonic() < deadline and cli.poll() is None:
+            time.sleep(0.05)
+        assert servers, "the CLI started no server"
+        cli.kill()  # SIGKILL: atexit never runs
+        cli.wait()
+        deadline = time.monotonic() + 15
+        while any(_alive(pid) for pid in servers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(pid) for pid in servers), "the server outlived its CLI"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(cli.pid, signal.SIGKILL)

@@ -119,3 +119,32 @@ def test_check_writable_names_a_folder_without_write_permission(tmp_path):
     message = os.read(read, 4096).decode()
     os.waitpid(pid, 0)
     assert message.startswith(f"no write permission at {folder / 'r'}")
+
+
+def test_local_commits_fsync_the_file_and_then_its_folder(tmp_path, monkeypatch):
+    import os
+    import stat
+
+    synced: list[tuple[str, bool]] = []
+    real_fsync = os.fsync
+
+    def spy(fd: int) -> None:
+        synced.append((os.readlink(f"/proc/self/fd/{fd}"), stat.S_ISDIR(os.fstat(fd).st_mode)))
+        real_fsync(fd)
+    monkeypatch.setattr(os, "fsync", spy)
+    folder = tmp_path / "out"
+    storage.write_bytes(str(folder / "a.bin"), b"a")
+    with storage.staged_file(str(folder / "b.bin")) as path, open(path, "wb") as f:
+        f.write(b"b")
+    assert storage.create_exclusive(str(folder / "c.lock"), b"c")
+    directories = [name for name, is_dir in synced if is_dir]
+    assert directories == [str(folder)] * 3  # once after each rename or link
+    assert sum(not is_dir for _, is_dir in synced) >= 2  # atomic_write's and staged_file's contents
+
+
+def test_create_exclusive_lets_exactly_one_writer_win(tmp_path, s3_uri):
+    for root in (str(tmp_path), s3_uri):
+        uri = storage.join(root, "x.lock")
+        assert storage.create_exclusive(uri, b"first")
+        assert not storage.create_exclusive(uri, b"second")
+        assert storage.read_bytes(uri) == b"first"

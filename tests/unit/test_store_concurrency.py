@@ -77,3 +77,32 @@ def test_writer_killed_mid_write_loses_only_its_unflushed_batch(location, tmp_pa
     names = storage.glob(storage.join(table_uri(results, "train_metrics"), "*"))
     finished = [n for n in names if n.endswith(".parquet")]
     assert len(finished) == count // rows_per_batch
+
+
+@pytest.mark.parametrize("location", ["local", "s3"])
+def test_two_compactions_at_once_never_duplicate_a_row(location, tmp_path, request, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from clipline.pipelines.config import StoreConfig
+    from clipline.pipelines.store import compact
+    from clipline.pipelines.store.writer import ResultsWriter, now
+
+    results = str(tmp_path / "results") if location == "local" else request.getfixturevalue("s3_uri") + "/results"
+    writer = ResultsWriter(StoreConfig(results_uri=results))
+    for batch in range(6):
+        writer.append("train_metrics", [{"run_id": "r", "step": batch * 10 + i, "name": "loss", "value": 1.0,
+                                         "time": now()} for i in range(10)])
+        writer.flush()
+    real_read = compact._read
+
+    def slow_read(uri):  # both compactions list the same six files before either has written its merge
+        time.sleep(0.2)
+        return real_read(uri)
+    monkeypatch.setattr(compact, "_read", slow_read)
+    monkeypatch.setattr("clipline.pipelines.store.lease.POLL_S", 0.05)
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = list(pool.map(lambda _: compact.compact_table(results, "train_metrics"), range(2)))
+    assert sorted(o.files_in for o in outcomes) == [1, 6]  # the second waited, then found one file
+    rows = run_query(results, "SELECT step, count(*) FROM train_metrics GROUP BY ALL").rows
+    assert sorted(rows) == [(step, 1) for step in range(60)]
+    assert len(storage.glob(storage.join(table_uri(results, "train_metrics"), "*"))) == 1  # lease released

@@ -127,3 +127,61 @@ def test_shard_written_to_s3(http_server, s3_uri):
     assert result.stats["successes"] == 1
     assert list(read_samples(ShardFiles.of(out, 0).tar)) == ["0000000"]
     assert storage.exists(ShardFiles.of(out, 0).stats)
+
+
+def _flaky_shard(http_server, tmp_path, photo: str):
+    """A committed shard with one failure (a 500: /flaky/ fails once per session) that --retry-failed mends."""
+    paths = ["/img/rocket.jpg", f"/flaky/{photo}.jpg"]
+    first = ingest_config("x.csv", str(tmp_path))
+    first = first.model_copy(update={"fetch": first.fetch.model_copy(update={"retries": 0})})
+    assert crawl(first, url_table(http_server, paths)).stats["successes"] == 1
+    return first.model_copy(update={"retry_failed": True}), url_table(http_server, paths)
+
+
+def _shard_bytes(files: ShardFiles) -> tuple[bytes, bytes, bytes]:
+    return tuple(storage.read_bytes(uri) for uri in (files.tar, files.parquet, files.stats))
+
+
+def _consistent(files: ShardFiles, successes: int) -> None:
+    stats = json.loads(storage.read_text(files.stats))
+    statuses = pq.read_table(files.parquet).column("status").to_pylist()
+    assert stats["successes"] == statuses.count("success") == len(read_samples(files.tar)) == successes
+
+
+def test_retry_failed_that_dies_between_its_writes_leaves_the_old_shard_whole(http_server, tmp_path, monkeypatch):
+    from clipline.pipelines.crawl import writer
+
+    retry, table = _flaky_shard(http_server, tmp_path, "chelsea")
+    files = ShardFiles.of(str(tmp_path), 0)
+    old = _shard_bytes(files)
+
+    def dies(*args):
+        raise RuntimeError("killed after the new tar")
+    with monkeypatch.context() as patch:
+        patch.setattr(writer, "write_status_parquet", dies)
+        with pytest.raises(RuntimeError):
+            crawl(retry, table)
+    assert _shard_bytes(files) == old
+    assert crawl(retry, table).stats["successes"] == 2
+    _consistent(files, 2)
+    assert not storage.glob(str(tmp_path / "*.retry")) and not storage.glob(str(tmp_path / "*_retry.json"))
+
+
+def test_retry_failed_that_dies_while_publishing_is_completed_by_the_next_run(http_server, tmp_path, monkeypatch):
+    retry, table = _flaky_shard(http_server, tmp_path, "camera")
+    files = ShardFiles.of(str(tmp_path), 0)
+    real_move, moves = storage.move, []
+
+    def dies_on_the_second_move(src, dst):
+        moves.append(dst)
+        if len(moves) == 2:
+            raise RuntimeError("killed after publishing the tar")
+        real_move(src, dst)
+    with monkeypatch.context() as patch:
+        patch.setattr(storage, "move", dies_on_the_second_move)
+        with pytest.raises(RuntimeError):
+            crawl(retry, table)
+    assert len(read_samples(files.tar)) == 2  # the new tar is out, beside the old parquet and stats
+    result = crawl(retry.model_copy(update={"retry_failed": False}), table)  # any later run rolls it forward
+    assert result.skipped
+    _consistent(files, 2)

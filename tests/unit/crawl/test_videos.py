@@ -209,3 +209,22 @@ def test_bad_bodies_and_windows_are_rejected_by_name(body, row, message):
     with pytest.raises(VideoRejected, match="^" + message.replace("(", r"\(").replace(")", r"\)")) as caught:
         sample_video(body, row, VideoConfig(), IMAGE)
     assert isinstance(caught.value, SampleRejected)
+
+
+def test_an_hls_playlist_is_refused_and_its_segments_never_fetched(trap):
+    before = trap.connections
+    playlist = (f"#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\n{trap.url('/seg0.ts')}\n"
+                f"#EXTINF:2.0,\n{trap.url('/seg1.ts')}\n#EXT-X-ENDLIST\n").encode()
+    with pytest.raises(VideoRejected, match="^not a video file: an HLS playlist"):
+        sample_video(playlist, {}, VideoConfig(), IMAGE)
+    assert trap.connections == before
+
+
+def test_a_concat_list_never_opens_the_files_it_names(tmp_path, monkeypatch):
+    # A relative name is one the concat demuxer's safe mode lets through: without the guards (the first-bytes
+    # check or the demuxer whitelist, each enough alone) this decodes bikes.mp4 as if it had been downloaded.
+    (tmp_path / "seg.mp4").write_bytes(videos.clip("bikes"))
+    monkeypatch.chdir(tmp_path)
+    body = b"ffconcat version 1.0\nfile seg.mp4\n"
+    with pytest.raises(VideoRejected, match="^not a video"):
+        sample_video(body, {}, VideoConfig(), IMAGE)
