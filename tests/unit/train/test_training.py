@@ -80,7 +80,8 @@ def test_checkpoint_loads_through_open_clip_local_dir(trained):
 def test_training_state_loads_with_weights_only(trained):
     config, summary = trained
     state = torch.load(f"{summary['checkpoint']}/{ckpt.STATE}", weights_only=True)
-    assert {"optimizer", "step", "samples_seen", "epoch", "rng", "config"} <= set(state)
+    assert {"optimizer", "step", "samples_seen", "epoch", "run_id", "ranks", "config"} <= set(state)
+    assert {"rng", "data"} <= set(state["ranks"][0]) and state["run_id"] == "unit-run"
 
 
 def test_existing_checkpoints_need_resume(trained):
