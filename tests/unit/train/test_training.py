@@ -18,15 +18,6 @@ from clipline.pipelines.errors import ClipLineError
 from clipline.pipelines.store.query import run_query
 from clipline.pipelines.train import checkpoint as ckpt
 from clipline.pipelines.train.trainer import fit, plan_training
-from support.shards import write_digit_shards
-
-
-@pytest.fixture(scope="session")
-def digits(tmp_path_factory):
-    root = tmp_path_factory.mktemp("digits")
-    write_digit_shards(root / "train", num_shards=4, per_shard=96)
-    write_digit_shards(root / "val", num_shards=1, per_shard=64, offset=4000)
-    return root
 
 
 def train_config(digits, tmp_path, **overrides) -> TrainConfig:
