@@ -165,9 +165,11 @@ def _fast_forward(samples, start: int, skips: _Skips) -> Iterator[tuple[int, dic
 
 
 def _batches(samples, decode: Decode, tokenizer: Callable, spec: LoaderSpec, skips: _Skips, stream: int,
-             start: int) -> Iterator[Batch]:
+             start: int, reseed: Callable[[int], None] | None = None) -> Iterator[Batch]:
     inputs, texts, keys = [], [], []
     for count, sample in _fast_forward(samples, start, skips):
+        if reseed:
+            reseed(count)
         try:
             item, text = decode(sample)
         except (OSError, ValueError, SyntaxError) as e:  # what Pillow raises for broken images
@@ -244,7 +246,15 @@ class _Stream(torch.utils.data.IterableDataset):
         samples = wds.tarfile_to_samples(handler=skips.handler)(shards)
         if spec.shuffle:
             samples = wds.shuffle(spec.shuffle, seed=_seed(spec, self.epoch, stream))(samples)
-        yield from _batches(samples, self.decode, self.tokenizer, spec, skips, stream, self.start.offset(stream))
+        yield from _batches(samples, self.decode, self.tokenizer, spec, skips, stream, self.start.offset(stream),
+                            self._reseed(stream) if info else None)
+
+    def _reseed(self, stream: int) -> Callable[[int], None]:
+        """In a DataLoader process: seed each sample's augmentation by its place in the stream, so that a
+        resumed stream, which passes over samples without decoding them, augments the next ones alike.
+        (Read in the training process itself, augmentation draws from the RNG the checkpoint restores.)"""
+        base = random.Random(_seed(self.spec, self.epoch, stream, 1)).getrandbits(40)
+        return lambda count: torch.manual_seed(base + count)
 
 
 def make_loader(spec: LoaderSpec, epoch: int, decode: Decode, tokenizer: Callable,

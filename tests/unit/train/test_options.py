@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import pytest
 import torch
@@ -142,3 +143,19 @@ def test_mixing_needs_one_weight_per_source_and_resampling(tmp_path):
         config(tmp_path, data_weights=[0.7, 0.3], resampled=True)
     with pytest.raises(ValueError, match="needs resampled"):
         config(tmp_path, data="a.tar::b.tar", data_weights=[0.7, 0.3])
+
+
+@pytest.mark.skipif(not os.environ.get("CLIPLINE_TEST_COMPILE"), reason="torch.compile's first CPU build of the "
+                    "tiny model takes about 5 minutes on 2 loaded cores; set CLIPLINE_TEST_COMPILE=1 to run it")
+def test_compile_gives_the_eager_losses_over_5_steps(batch, tmp_path):
+    images, tokens = batch
+    micro = [[(images[i:i + 8], tokens[i:i + 8])] for i in range(0, 32, 8)] + [[(images[:8], tokens[:8])]]
+
+    def losses(compiled: bool) -> list[float]:
+        cfg = config(tmp_path, compile=compiled)
+        model = ImageText().build(cfg).model
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        run = torch.compile(model) if compiled else model
+        return [train_step(run, build_loss(cfg, 0, 1), optimizer, None, m, cfg, CPU) for m in micro]
+
+    assert losses(True) == pytest.approx(losses(False), abs=1e-4)
