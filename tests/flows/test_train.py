@@ -38,11 +38,13 @@ def losses(config: TrainConfig, run_id: str) -> list[float]:
                                     f"run_id = '{run_id}' AND name = 'loss' ORDER BY step").rows]
 
 
-def test_two_workers_with_batch_b_train_like_one_with_batch_2b(ray_cluster, shards, tmp_path):
+@pytest.mark.parametrize("loss", ["clip", "siglip"])
+def test_two_workers_with_batch_b_train_like_one_with_batch_2b(ray_cluster, shards, tmp_path, loss):
     # Shards hold exactly one worker batch each and are read in order, so step i sees shards 2i and 2i+1
-    # in both set-ups: one worker reads them as one batch of 64, two workers as 32 each, gathered.
-    single = config_for(shards, tmp_path, "single", workers=0, batch_size=64)
-    double = config_for(shards, tmp_path, "double", workers=2, batch_size=32)
+    # in both set-ups: one worker reads them as one batch of 64, two workers as 32 each, gathered (ClipLoss:
+    # all_gather with gradients; SigLipLoss: its neighbour exchange of text features).
+    single = config_for(shards, tmp_path, "single", workers=0, batch_size=64, loss=loss)
+    double = config_for(shards, tmp_path, "double", workers=2, batch_size=32, loss=loss)
     fit(single, plan_training(single), "single")
     fit(double, plan_training(double), "double")
     assert losses(single, "single") == pytest.approx(losses(double, "double"), abs=1e-4)
