@@ -93,7 +93,7 @@ def train_loop(loop_config: dict) -> None:
     config = kind.config_type.model_validate(loop_config["config"])
     total_steps, run_id = loop_config["total_steps"], loop_config["run_id"]
     rank, world = _world()
-    device = ray.train.torch.get_device()
+    device = ray.train.torch.get_device() if config.gpu else torch.device("cpu")  # local mode takes CUDA if seen
     built = kind.build(config)
     model = built.model.to(device)
     teacher = built.teacher.to(device) if built.teacher is not None else None
