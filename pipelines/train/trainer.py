@@ -111,6 +111,9 @@ DATA_OPTIONS = ("data", "data_weights", "batch_size", "workers", "data_workers",
 
 def _check_same_data(config: TrainConfig, state: dict) -> None:
     """A checkpoint's data position holds only for the data options it was written with."""
+    if "ranks" not in state:
+        raise ClipLineError("the checkpoint has no data position or per-worker RNG states (an older clipline wrote "
+                            "it)", "start a new run from its weights with --init")
     saved = type(config).model_validate_json(state["config"])
     changed = [name for name in DATA_OPTIONS if getattr(saved, name) != getattr(config, name)]
     if changed:

@@ -300,3 +300,15 @@ def test_locked_image_tower_stays_fixed(trained, digits, tmp_path):
     after = ckpt.load_checkpoint(result["checkpoint"]).weights
     assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("visual."))
     assert not torch.equal(before["text_projection"], after["text_projection"])
+
+
+def test_lit_unlocked_groups_leave_the_last_image_groups_trainable(trained, digits, tmp_path):
+    from clipline.pipelines.train.kinds import ImageText
+
+    _, summary = trained
+    config = train_config(digits, tmp_path, lock_image=True, init=summary["checkpoint"],
+                          lock_image_unlocked_groups=1)
+    trainable = {name for name, p in ImageText().build(config).model.named_parameters() if p.requires_grad}
+    assert "visual.proj" in trainable  # open_clip's last group of the ViT: the projection
+    assert not any(name.startswith(("visual.conv1", "visual.transformer.")) for name in trainable)
+    assert "text_projection" in trainable
