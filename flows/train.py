@@ -14,7 +14,7 @@ from clipline.tasks.train import fit_model, plan_training, publish_training_summ
 def train_clip(config: TrainConfig) -> dict:
     """Train a CLIP-style model (open_clip model and losses); resumable with resume='latest'."""
     plan = plan_training(config)
-    with recorded_run("train_clip", config, config.store, run_id=flow_run.id) as run:
+    with recorded_run("train_clip", config, config.store, run_id=plan.resumed_run_id or flow_run.id) as run:
         summary = fit_model(config, plan, run.run_id)
         publish_training_summary(summary)
     return summary

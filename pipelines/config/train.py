@@ -42,6 +42,16 @@ class TrainConfig(Config):
                             "one optimizer step (open_clip's --accum-freq).")
     loss: Literal["clip", "siglip"] = Field(default="clip", description="open_clip's ClipLoss or SigLipLoss.")
     lock_image: bool = Field(default=False, description="Freeze the image tower (LiT); needs --init.")
+    lock_image_unlocked_groups: int = Field(default=0, ge=0, description="With --lock-image: leave the last N "
+                                            "layer groups of the image tower trainable (open_clip's).")
+    lock_image_freeze_bn_stats: bool = Field(default=True, description="With --lock-image: freeze BatchNorm "
+                                             "running statistics too (open_clip's).")
+    patch_dropout: float = Field(default=0.0, ge=0, lt=1, description="Fraction of image patches dropped in "
+                                 "training, none in evaluation (open_clip's patch dropout; FLIP).")
+    grad_checkpointing: bool = Field(default=False, description="Recompute activations in the backward pass: "
+                                     "less memory, same gradients, more compute.")
+    distill_model: str | None = Field(default=None, description="A clipline checkpoint to distill from (open_clip's "
+                                      "DistillClipLoss: the teacher's logits join the contrastive loss).")
     init: str | None = Field(default=None, description="Start from these weights: a clipline checkpoint or a "
                              "local-dir: folder.")
     resume: str | None = Field(default=None, description="'latest' to continue this run location's newest "
@@ -54,6 +64,9 @@ class TrainConfig(Config):
     val_batches: int = Field(default=4, ge=1, description="Validation batches evaluated per checkpoint.")
     resampled: bool = Field(default=False, description="Sample shards with replacement (each worker its own stream) "
                             "instead of splitting them between workers.")
+    data_weights: list[float] | None = Field(default=None, description="One weight per '::' source of --data: each "
+                                             "shard of source i is drawn with weight w_i (open_clip's "
+                                             "--train-data-upsampling-factors); needs --resampled.")
     shuffle: int = Field(default=1000, ge=0, description="Sample shuffle buffer per data worker (0: read in order).")
     augment: bool = Field(default=True, description="open_clip's training augmentation (random resized crop).")
     data_workers: int = Field(default=1, ge=0, description="DataLoader processes per training worker.")
@@ -65,7 +78,7 @@ class TrainConfig(Config):
     _check_uri = field_validator("output_uri")(_valid_uri)
 
     # Ray Train workers run in their own working directory: relative paths would resolve there.
-    @field_validator("output_uri", "init")
+    @field_validator("output_uri", "init", "distill_model")
     @classmethod
     def _absolute(cls, value: str | None) -> str | None:
         return value if value is None else storage.absolute(value)
@@ -88,7 +101,21 @@ class TrainConfig(Config):
             raise ValueError("lock_image needs init: the image tower to freeze")
         if self.precision != "fp32" and not self.gpu:
             raise ValueError(f"precision {self.precision} needs gpu; use fp32 on CPU")
+        if self.data_weights is not None:
+            self._check_weights()
+        if self.distill_model and self.loss != "clip":
+            raise ValueError("distill_model works with loss clip (open_clip's DistillClipLoss)")
         return self
+
+    def _check_weights(self) -> None:
+        sources = [part for part in self.data.split("::") if part.strip()]
+        if len(self.data_weights) != len(sources):
+            raise ValueError(f"data_weights has {len(self.data_weights)} values for {len(sources)} '::' sources "
+                             "of data; give one weight per source")
+        if not self.resampled:
+            raise ValueError("data_weights needs resampled: mixing draws shards with replacement")
+        if any(w <= 0 for w in self.data_weights):
+            raise ValueError("data_weights must be positive")
 
 
 TemporalHead = Literal["mean", "lstm", "transformer"]  # the keys of pipelines.models.temporal.TEMPORAL_HEADS
@@ -119,4 +146,6 @@ class VideoTrainConfig(TrainConfig):
             raise ValueError("lock_image is for image-text training; use freeze_image_tower")
         if self.augment:
             raise ValueError("augment is not available for video training; leave it off")
+        if self.distill_model:
+            raise ValueError("distill_model is for image-text training")
         return self

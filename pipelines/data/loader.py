@@ -30,7 +30,6 @@ from clipline.pipelines.shard_format import read_sizes, sample_images
 
 log = logging.getLogger(__name__)
 
-Batch = tuple[torch.Tensor, torch.Tensor, int]  # images (or clips), tokens, samples skipped since the last batch
 Decode = Callable[[dict], tuple[torch.Tensor, str]]  # a WebDataset sample -> (model input, caption)
 
 
@@ -46,6 +45,14 @@ def expand_shards(spec: str) -> list[str]:
     if not urls:
         raise ClipLineError(f"no shards in {spec!r}", "give e.g. 'data/{00000..00009}.tar'")
     return urls
+
+
+def shard_weights(spec: str, weights: list[float] | None) -> list[float] | None:
+    """Each shard's weight, its source's (open_clip's upsampling factors), in expand_shards' order."""
+    if weights is None:
+        return None
+    sources = [part.strip() for part in spec.split("::") if part.strip()]
+    return [weight for source, weight in zip(sources, weights, strict=True) for _ in _source_shards(source)]
 
 
 def shard_uris(spec: str) -> list[str]:
@@ -123,20 +130,62 @@ def image_sample(preprocess: Callable) -> Decode:
     return functools.partial(_decode, preprocess=preprocess)
 
 
-def _batches(samples, decode: Decode, tokenizer: Callable, batch_size: int, skips: _Skips) -> Iterator[Batch]:
-    images, texts = [], []
-    for sample in samples:
+@dataclass(frozen=True)
+class Batch:
+    """A batch of one data stream (a DataLoader process's share of the shards), and where that stream stands."""
+
+    inputs: torch.Tensor  # images, or clips
+    tokens: torch.Tensor
+    skipped: int  # samples skipped since the stream's previous batch
+    keys: tuple[str, ...]
+    stream: int = 0
+    consumed: int = 0  # samples the stream has taken this epoch, this batch's included (decoded or skipped)
+    shard: str = ""  # the shard of the batch's last sample
+
+
+@dataclass(frozen=True)
+class StreamStart:
+    """Where each stream of an epoch starts: samples to pass over unread, and which stream goes first."""
+
+    consumed: tuple[int, ...] = ()
+    first_stream: int = 0
+
+    def offset(self, stream: int) -> int:
+        return self.consumed[stream] if stream < len(self.consumed) else 0
+
+
+def _fast_forward(samples, start: int, skips: _Skips) -> Iterator[tuple[int, dict]]:
+    """(samples taken so far, sample) for the samples after the first `start`, which are passed over undecoded."""
+    for count, sample in enumerate(samples, start=1):
+        if count <= start:
+            if count == start:
+                skips.take()  # skips met again while passing over were counted before
+            continue
+        yield count, sample
+
+
+def _batches(samples, decode: Decode, tokenizer: Callable, spec: LoaderSpec, skips: _Skips, stream: int,
+             start: int, reseed: Callable[[int], None] | None = None) -> Iterator[Batch]:
+    inputs, texts, keys = [], [], []
+    for count, sample in _fast_forward(samples, start, skips):
+        if reseed:
+            reseed(count)
         try:
-            image, text = decode(sample)
+            item, text = decode(sample)
         except (OSError, ValueError, SyntaxError) as e:  # what Pillow raises for broken images
             skips.handler(e)
             continue
         skips.readable()
-        images.append(image)
+        inputs.append(item)
         texts.append(text)
-        if len(images) == batch_size:
-            yield torch.stack(images), tokenizer(texts), skips.take()
-            images, texts = [], []
+        keys.append(sample.get("__key__", ""))
+        if len(inputs) == spec.batch_size:
+            yield Batch(torch.stack(inputs), tokenizer(texts), skips.take(), tuple(keys), stream, count,
+                        sample.get("__url__", ""))
+            inputs, texts, keys = [], [], []
+    if inputs and not spec.drop_last:
+        yield Batch(torch.stack(inputs), tokenizer(texts), skips.take(), tuple(keys), stream, count,
+                    sample.get("__url__", ""))
 
 
 @dataclass(frozen=True)
@@ -149,48 +198,71 @@ class LoaderSpec:
     shuffle: int = 1000
     data_workers: int = 1
     seed: int = 0
+    weights: list[float] | None = None  # per URL, for resampling (mixing sources)
+    drop_last: bool = True  # training takes full batches only; validation takes every sample
 
 
-def _pipeline(spec: LoaderSpec, epoch: int, decode: Decode, tokenizer: Callable) -> wds.DataPipeline:
-    skips = _Skips(spec.urls)
-    seed = spec.seed + 1000 * epoch + spec.rank
-    if spec.resampled:
-        shards = wds.ResampledShards(spec.urls, seed=seed, deterministic=True)
-    else:
-        mine = spec.urls[spec.rank::spec.world_size]
-        if spec.shuffle:
-            random.Random(seed).shuffle(mine)
-        shards = wds.SimpleShardList(mine)
-    stages = [shards, wds.split_by_worker, wds.tarfile_to_samples(handler=skips.handler)]
-    if spec.shuffle:
-        stages.append(wds.shuffle(spec.shuffle, seed=seed))
-    stages.append(lambda samples: _batches(samples, decode, tokenizer, spec.batch_size, skips))
-    return wds.DataPipeline(*stages)
+def _seed(spec: LoaderSpec, epoch: int, *more: int) -> str:
+    # A string seeds random.Random through SHA-512: the same stream in every process and Python run.
+    return "-".join(str(x) for x in (spec.seed, epoch, spec.rank, *more))
 
 
-def make_loader(spec: LoaderSpec, epoch: int, decode: Decode, tokenizer: Callable) -> torch.utils.data.DataLoader:
-    """One epoch of batches for this worker (an endless stream when resampled)."""
+def num_streams(spec: LoaderSpec) -> int:
+    """DataLoader processes reading for this worker (at least one stream, read in-process when 0)."""
     shards_here = len(spec.urls) if spec.resampled else len(spec.urls[spec.rank::spec.world_size])
     if shards_here == 0:
         raise ClipLineError(f"training worker {spec.rank} of {spec.world_size} has no shard",
                             "use at least as many shards as workers, or --resampled")
-    workers = min(spec.data_workers, shards_here)
-    return torch.utils.data.DataLoader(_pipeline(spec, epoch, decode, tokenizer), batch_size=None,
-                                       num_workers=workers, persistent_workers=False,
-                                       prefetch_factor=4 if workers else None)
+    return max(1, min(spec.data_workers, shards_here))
 
 
-def endless_batches(spec: LoaderSpec, decode: Decode, tokenizer: Callable,
-                    first_epoch: int = 0) -> Iterator[tuple[int, Batch]]:
-    """(epoch, batch) forever, epoch after epoch; an epoch without one batch is an error."""
-    epoch = first_epoch
+def stream_shards(spec: LoaderSpec, epoch: int, stream: int) -> list[str]:
+    """The shard order of one stream in one epoch (without resampling)."""
+    mine = spec.urls[spec.rank::spec.world_size]
+    if spec.shuffle:
+        random.Random(_seed(spec, epoch)).shuffle(mine)
+    return mine[stream::num_streams(spec)]
+
+
+def _resampled(spec: LoaderSpec, epoch: int, stream: int) -> Iterator[dict]:
+    """Shards drawn with replacement, each with its weight (open_clip's ResampledShards2 with upsampling factors)."""
+    rng = random.Random(_seed(spec, epoch, stream))
     while True:
-        produced = 0
-        for batch in make_loader(spec, epoch, decode, tokenizer):
-            produced += 1
-            yield epoch, batch
-        if produced == 0:
-            raise ClipLineError(f"no batch of {spec.batch_size} readable samples in the shards of worker "
-                                f"{spec.rank} (e.g. {spec.urls[spec.rank]})",
-                                "check that the shards are readable WebDataset tars, or lower --batch-size")
-        epoch += 1
+        yield {"url": rng.choices(spec.urls, weights=spec.weights)[0]}
+
+
+class _Stream(torch.utils.data.IterableDataset):
+    """One epoch of batches; in DataLoader process w, stream (w + first_stream) mod streams."""
+
+    def __init__(self, spec: LoaderSpec, epoch: int, decode: Decode, tokenizer: Callable, start: StreamStart):
+        self.spec, self.epoch, self.decode, self.tokenizer, self.start = spec, epoch, decode, tokenizer, start
+
+    def __iter__(self) -> Iterator[Batch]:
+        info = torch.utils.data.get_worker_info()
+        stream = ((info.id if info else 0) + self.start.first_stream) % num_streams(self.spec)
+        spec, skips = self.spec, _Skips(self.spec.urls)
+        shards = (_resampled(spec, self.epoch, stream) if spec.resampled
+                  else ({"url": url} for url in stream_shards(spec, self.epoch, stream)))
+        samples = wds.tarfile_to_samples(handler=skips.handler)(shards)
+        if spec.shuffle:
+            samples = wds.shuffle(spec.shuffle, seed=_seed(spec, self.epoch, stream))(samples)
+        yield from _batches(samples, self.decode, self.tokenizer, spec, skips, stream, self.start.offset(stream),
+                            self._reseed(stream) if info else None)
+
+    def _reseed(self, stream: int) -> Callable[[int], None]:
+        """In a DataLoader process: seed each sample's augmentation by its place in the stream, so that a
+        resumed stream, which passes over samples without decoding them, augments the next ones alike.
+        (Read in the training process itself, augmentation draws from the RNG the checkpoint restores.)"""
+        base = random.Random(_seed(self.spec, self.epoch, stream, 1)).getrandbits(40)
+        return lambda count: torch.manual_seed(base + count)
+
+
+def make_loader(spec: LoaderSpec, epoch: int, decode: Decode, tokenizer: Callable,
+                start: StreamStart = StreamStart()) -> torch.utils.data.DataLoader:
+    """One epoch of batches for this worker (an endless stream when resampled), from `start` on."""
+    workers = min(spec.data_workers, num_streams(spec))
+    # Its own generator: DataLoader worker seeds follow the epoch, and the global RNG (the model's) is not drawn.
+    generator = torch.Generator().manual_seed(random.Random(_seed(spec, epoch)).getrandbits(62))
+    return torch.utils.data.DataLoader(_Stream(spec, epoch, decode, tokenizer, start), batch_size=None,
+                                       num_workers=workers, persistent_workers=False, generator=generator,
+                                       prefetch_factor=4 if workers else None)

@@ -3,7 +3,8 @@
 `RUN/checkpoints/step-00000100/` holds `open_clip_config.json` and
 `open_clip_model.safetensors` (so `open_clip.create_model_and_transforms(
 "local-dir:...")` loads it unchanged) and `train_state.pt` (optimizer, step,
-samples seen, RNG states, config), then `_COMMITTED`, written last: a
+samples seen, run id, config, and per worker rank its RNG states and data
+position), then `_COMMITTED`, written last: a
 checkpoint without it is ignored. Each file is written atomically, locally
 or on S3. `train_state.pt` holds only tensors and plain values, so it loads
 with `weights_only=True`.
@@ -52,16 +53,22 @@ def latest_checkpoint(run_uri: str) -> str | None:
     return found[-1] if found else None
 
 
-def rng_state() -> dict:
+def rng_state(device: torch.device | None = None) -> dict:
+    """This process's RNG states: torch (and its CUDA device's, when training on one), Python and NumPy."""
     kind, keys, pos, has_gauss, cached = np.random.get_state()
-    return {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
-            "numpy": torch.from_numpy(keys.astype(np.int64)), "numpy_pos": pos}
+    state = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
+             "numpy": torch.from_numpy(keys.astype(np.int64)), "numpy_pos": pos}
+    if device is not None and device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
 
 
-def restore_rng(state: dict) -> None:
+def restore_rng(state: dict, device: torch.device | None = None) -> None:
     torch.set_rng_state(state["torch"])
     random.setstate((3, tuple(state["python"]), None))
     np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), state["numpy_pos"], 0, 0.0))
+    if "cuda" in state and device is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"], device)
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:

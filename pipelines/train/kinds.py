@@ -43,6 +43,7 @@ class TrainingModel:
     open_clip_config: dict  # open_clip_config.json of the checkpoints
     weight_files: dict[str, torch.nn.Module]  # checkpoint file -> the module whose weights it holds
     lr_scale: Callable[[str], float] = field(default=full_lr)  # parameter name -> learning-rate factor
+    teacher: torch.nn.Module | None = None  # distillation's frozen teacher
 
 
 class TrainingKind(Protocol):
@@ -57,12 +58,27 @@ class TrainingKind(Protocol):
 def build_clip(config: TrainConfig, augment: bool) -> BuiltModel:
     """The open_clip model of `config.model` (from --init weights if given), seeded alike on every worker."""
     torch.manual_seed(config.seed)
-    folder = ckpt.local_copy(config.init) if config.init else None
+    built = _from_checkpoint(config.init, config.model, augment=augment, **model_kwargs(config))
+    built.model.set_grad_checkpointing(config.grad_checkpointing)
+    return built
+
+
+def _from_checkpoint(uri: str | None, model: str, **kwargs) -> BuiltModel:
+    folder = ckpt.local_copy(uri) if uri else None
     try:
-        return build_model(config.model, augment=augment, weights=folder, **model_kwargs(config))
+        return build_model(model, weights=folder, **kwargs)
     finally:
         if folder:
-            ckpt.remove_local_copy(config.init, folder)
+            ckpt.remove_local_copy(uri, folder)
+
+
+def build_teacher(config: TrainConfig) -> torch.nn.Module | None:
+    """The frozen teacher of distillation (any architecture: its checkpoint says which), in eval mode."""
+    if not config.distill_model:
+        return None
+    teacher = _from_checkpoint(config.distill_model, config.model, augment=False).model.eval()
+    teacher.requires_grad_(False)
+    return teacher
 
 
 def _open_clip_config(built: BuiltModel) -> dict:
@@ -75,10 +91,11 @@ class ImageText:
     def build(self, config: TrainConfig) -> TrainingModel:
         built = build_clip(config, augment=config.augment)
         if config.lock_image:  # LiT
-            built.model.lock_image_tower(unlocked_groups=0, freeze_bn_stats=True)
+            built.model.lock_image_tower(unlocked_groups=config.lock_image_unlocked_groups,
+                                         freeze_bn_stats=config.lock_image_freeze_bn_stats)
         return TrainingModel(built.model, built.tokenizer, image_sample(built.preprocess_train),
                              image_sample(built.preprocess_val), _open_clip_config(built),
-                             {ckpt.WEIGHTS: built.model})
+                             {ckpt.WEIGHTS: built.model}, teacher=build_teacher(config))
 
     def validate(self, model, config, built, device) -> dict[str, float]:
         return validate(model, config, built.decode_val, built.tokenizer, device)

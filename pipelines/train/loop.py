@@ -1,18 +1,19 @@
 """The training loop each Ray Train worker runs (or the driver itself with workers=0).
 
-It resumes by itself: if the run location holds a committed checkpoint (an
-earlier attempt of this run, after a worker died, or `--resume latest`), the
-loop restores weights, optimizer, step, samples seen and RNG states from it and
-finishes the asked number of steps on the same schedule. What is being trained
-(image-text CLIP, or a video-text model) is the training kind's business
-(pipelines.train.kinds); the loop is the same for all.
+It resumes by itself: an attempt starts from the newest checkpoint an earlier
+attempt of this run wrote (after a worker died), else from the checkpoint the
+plan chose (`--resume`), else from scratch. It restores weights, optimizer,
+step, samples seen, and this rank's RNG states and data position, and finishes
+the asked number of steps on the same schedule, on the same samples. What is
+being trained (image-text CLIP, or a video-text model) is the training kind's
+business (pipelines.train.kinds); the loop is the same for all.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import ray.train
 import ray.train.torch
@@ -21,7 +22,9 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from clipline.pipelines.config import TrainConfig
-from clipline.pipelines.data.loader import LoaderSpec, endless_batches, expand_shards
+from clipline.pipelines.data.loader import LoaderSpec, expand_shards, shard_weights
+from clipline.pipelines.data.stream import DataPosition, endless_batches
+from clipline.pipelines.errors import ClipLineError
 from clipline.pipelines.train import checkpoint as ckpt
 from clipline.pipelines.train.kinds import TRAINING_KINDS, TrainingKind, TrainingModel
 from clipline.pipelines.train.metrics import MetricsLog
@@ -35,7 +38,7 @@ log = logging.getLogger(__name__)
 class Progress:
     step: int = 0
     samples_seen: int = 0
-    epoch: int = 0
+    data: DataPosition = field(default_factory=DataPosition)
 
 
 def _world() -> tuple[int, int]:
@@ -43,43 +46,70 @@ def _world() -> tuple[int, int]:
     return context.get_world_rank(), context.get_world_size()
 
 
-def _restore(config: TrainConfig, built: TrainingModel, optimizer) -> tuple[Progress, str | None]:
-    uri = ckpt.latest_checkpoint(config.output_uri)
-    if uri is None and config.resume not in (None, "latest", "auto"):
-        uri = config.resume
-    if uri is None:
-        return Progress(), None
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def _gather(value) -> list:
+    """`value` of every rank, in rank order (on every rank)."""
+    if not _distributed():
+        return [value]
+    values = [None] * dist.get_world_size()
+    dist.all_gather_object(values, value)
+    return values
+
+
+def start_checkpoint(config: TrainConfig, loop_config: dict) -> str | None:
+    """The newest checkpoint an earlier attempt of this run wrote, else the one the plan chose (or None)."""
+    earlier = set(loop_config.get("preexisting", ()))
+    written = [uri for uri in ckpt.committed_checkpoints(config.output_uri) if uri not in earlier]
+    return written[-1] if written else loop_config.get("resume_from")
+
+
+def _restore(uri: str, built: TrainingModel, optimizer, rank: int, device) -> Progress:
     loaded = ckpt.load_checkpoint(uri, files=built.weight_files)
     for name, module in built.weight_files.items():
         module.load_state_dict(loaded.files[name])
     optimizer.load_state_dict(loaded.state["optimizer"])
-    ckpt.restore_rng(loaded.state["rng"])
     state = loaded.state
-    return Progress(int(state["step"]), int(state["samples_seen"]), int(state["epoch"])), uri
+    ranks = state["ranks"]
+    if rank >= len(ranks):
+        raise ClipLineError(f"{uri} was written by {len(ranks)} workers; this run has more",
+                            "resume with the --workers the run started with")
+    ckpt.restore_rng(ranks[rank]["rng"], device)
+    return Progress(int(state["step"]), int(state["samples_seen"]), DataPosition.from_state(ranks[rank]["data"]))
+
+
+def loader_spec(config: TrainConfig, rank: int, world: int) -> LoaderSpec:
+    return LoaderSpec(expand_shards(config.data), config.batch_size, rank, world, config.resampled,
+                      config.shuffle, config.data_workers, config.seed,
+                      shard_weights(config.data, config.data_weights))
 
 
 def train_loop(loop_config: dict) -> None:
-    """Ray Train's train_loop_per_worker: `loop_config` has the training kind, config, run id and total steps."""
+    """Ray Train's train_loop_per_worker: `loop_config` has the training kind, config, run id, total steps and
+    the plan's checkpoints (where to resume, and which existed before the run)."""
     kind = TRAINING_KINDS[loop_config["kind"]]
     config = kind.config_type.model_validate(loop_config["config"])
     total_steps, run_id = loop_config["total_steps"], loop_config["run_id"]
     rank, world = _world()
-    device = ray.train.torch.get_device()
+    device = ray.train.torch.get_device() if config.gpu else torch.device("cpu")  # local mode takes CUDA if seen
     built = kind.build(config)
     model = built.model.to(device)
+    teacher = built.teacher.to(device) if built.teacher is not None else None
     optimizer = build_optimizer(model, config, built.lr_scale)
-    progress, resumed_from = _restore(config, built, optimizer)
-    if resumed_from:
-        log.info("worker %d resumed from %s at step %d", rank, resumed_from, progress.step)
+    progress = Progress()
+    resume_uri = start_checkpoint(config, loop_config)
+    if resume_uri:
+        progress = _restore(resume_uri, built, optimizer, rank, device)
+        log.info("worker %d resumed from %s at step %d", rank, resume_uri, progress.step)
     if world > 1:
         model = ray.train.torch.prepare_model(model, move_to_device=False)
     if config.compile:
         model = torch.compile(model)
     scaler = torch.amp.GradScaler() if config.precision == "amp" else None
     loss_fn = build_loss(config, rank, world)
-    spec = LoaderSpec(expand_shards(config.data), config.batch_size, rank, world, config.resampled,
-                      config.shuffle, config.data_workers, config.seed)
-    batches = endless_batches(spec, built.decode_train, built.tokenizer, first_epoch=progress.epoch)
+    batches = endless_batches(loader_spec(config, rank, world), built.decode_train, built.tokenizer, progress.data)
     metrics = MetricsLog(config, run_id, rank, world)
     bar = tqdm(total=total_steps, initial=progress.step, disable=rank != 0, unit="step", mininterval=2)
     while progress.step < total_steps:
@@ -87,33 +117,35 @@ def train_loop(loop_config: dict) -> None:
         waited = time.perf_counter()
         micro, skipped = [], 0
         for _ in range(config.accum_freq):
-            progress.epoch, (images, tokens, skips) = next(batches)
-            micro.append((images.to(device, non_blocking=True), tokens.to(device, non_blocking=True)))
-            skipped += skips
+            _, batch = next(batches)
+            micro.append((batch.inputs.to(device, non_blocking=True), batch.tokens.to(device, non_blocking=True)))
+            skipped += batch.skipped
         data_time = time.perf_counter() - waited
-        loss = train_step(model, loss_fn, optimizer, scaler, micro, config, device)
+        loss = train_step(model, loss_fn, optimizer, scaler, micro, config, device, teacher)
         progress.step += 1
         progress.samples_seen += config.batch_size * config.accum_freq * world
-        metrics.record(progress.step, loss, optimizer, ckpt.unwrap(model), data_time, skipped, progress.epoch)
+        metrics.record(progress.step, loss, optimizer, ckpt.unwrap(model), data_time, skipped, progress.data.epoch)
         bar.update(1)
         if progress.step % config.checkpoint_every == 0 or progress.step == total_steps:
-            _checkpoint(kind, config, model, optimizer, progress, built, rank, device, metrics)
+            _checkpoint(kind, config, model, optimizer, progress, built, (rank, device, run_id), metrics)
     metrics.close()
     bar.close()
 
 
 def _checkpoint(kind: TrainingKind, config: TrainConfig, model, optimizer, progress: Progress,
-                built: TrainingModel, rank: int, device, metrics: MetricsLog) -> None:
-    """Rank 0 writes the checkpoint (and validates); every worker waits so all resume from the same one."""
+                built: TrainingModel, where: tuple, metrics: MetricsLog) -> None:
+    """Rank 0 writes the checkpoint, with every rank's RNG states and data position, and validates; every worker
+    waits so all resume from the same one."""
+    rank, device, run_id = where
+    ranks = _gather({"rng": ckpt.rng_state(device), "data": progress.data.state()})
     if rank == 0:
         state = {"optimizer": optimizer.state_dict(), "step": progress.step, "samples_seen": progress.samples_seen,
-                 "epoch": progress.epoch, "rng": ckpt.rng_state(), "config": config.model_dump_json()}
+                 "epoch": progress.data.epoch, "run_id": run_id, "ranks": ranks, "config": config.model_dump_json()}
         uri = ckpt.save_checkpoint(config.output_uri, progress.step, built.weight_files, built.open_clip_config,
                                    state)
         metrics.checkpoint(progress.step, progress.samples_seen, uri)
         if config.val_data:
-            scores = kind.validate(ckpt.unwrap(model), config, built, device)
-            metrics.validation(progress.step, scores)
+            metrics.validation(progress.step, kind.validate(ckpt.unwrap(model), config, built, device))
         log.info("checkpoint %s", uri)
-    if dist.is_available() and dist.is_initialized():
+    if _distributed():
         dist.barrier()

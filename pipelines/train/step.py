@@ -3,7 +3,14 @@
 With `accum_freq` K the contrastive batch is K micro-batches, as in open_clip:
 features of all micro-batches are first computed without gradients, then each
 micro-batch is recomputed with gradients and its loss taken against the cached
-features of the others, so negatives span the whole K x B batch.
+features of the others, so negatives span the whole K x B batch. Unlike
+open_clip's trainer, the temperature (and SigLIP's bias) takes its gradient
+from one micro-batch's loss only: each of the K losses is the whole batch's
+loss, so letting all K reach it would scale its gradient by K. The summed
+gradients then equal those of one K x B batch.
+
+With a teacher (distillation), its features of each micro-batch join the
+model's outputs as `dist_*` (open_clip's DistillClipLoss inputs).
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ import contextlib
 import math
 
 import torch
-from open_clip.loss import ClipLoss, SigLipLoss
+from open_clip.loss import ClipLoss, DistillClipLoss, SigLipLoss
 
 from clipline.pipelines.config import TrainConfig
 from clipline.pipelines.train.checkpoint import unwrap
@@ -22,18 +29,22 @@ MAX_LOGIT_SCALE = math.log(100)  # open_clip clamps the learned temperature to a
 
 def build_loss(config: TrainConfig, rank: int, world_size: int) -> torch.nn.Module:
     """open_clip's losses; they gather features across workers themselves (gloo on CPU, NCCL on GPU)."""
+    # gather_with_grad + local_loss: W workers x batch B give the gradients of one worker x batch W*B.
+    clip = dict(local_loss=True, gather_with_grad=True, cache_labels=True, rank=rank, world_size=world_size)
     losses = {
-        # gather_with_grad + local_loss: W workers x batch B give the gradients of one worker x batch W*B.
-        "clip": lambda: ClipLoss(local_loss=True, gather_with_grad=True, cache_labels=True,
-                                 rank=rank, world_size=world_size),
+        "clip": lambda: ClipLoss(**clip),
+        "distill": lambda: DistillClipLoss(**clip),
         "siglip": lambda: SigLipLoss(rank=rank, world_size=world_size),
     }
-    return losses[config.loss]()
+    return losses["distill" if config.distill_model else config.loss]()
 
 
 def model_kwargs(config: TrainConfig) -> dict:
-    """SigLIP starts from its paper's temperature and bias (as open_clip's trainer does)."""
-    return {"init_logit_scale": math.log(10), "init_logit_bias": -10.0} if config.loss == "siglip" else {}
+    """open_clip model options: patch dropout, and SigLIP's paper temperature and bias (as open_clip's trainer)."""
+    kwargs = {"force_patch_dropout": config.patch_dropout} if config.patch_dropout else {}
+    if config.loss == "siglip":
+        kwargs.update(init_logit_scale=math.log(10), init_logit_bias=-10.0)
+    return kwargs
 
 
 def autocast(config: TrainConfig, device: torch.device):
@@ -48,33 +59,52 @@ def _loss_value(loss_fn, out: dict) -> torch.Tensor:
     return sum(losses.values())
 
 
-def train_step(model, loss_fn, optimizer, scaler, micro_batches, config: TrainConfig, device) -> float:
+def _forward(model, teacher, images, tokens) -> dict:
+    """The model's outputs, with the teacher's features and temperature as `dist_*` when distilling."""
+    out = model(images, tokens)
+    if teacher is not None:
+        with torch.no_grad():
+            taught = teacher(images, tokens)
+        out.update({f"dist_{key}": taught[key] for key in ("image_features", "text_features", "logit_scale")})
+    return out
+
+
+FEATURES = ("image_features", "text_features", "dist_image_features", "dist_text_features")
+SHARED = ("logit_scale", "logit_bias")  # scalars every micro-batch's loss shares
+
+
+def train_step(model, loss_fn, optimizer, scaler, micro_batches, config: TrainConfig, device,
+               teacher=None) -> float:
     """Run one optimizer step over `micro_batches` [(images, tokens), ...]; return the mean loss."""
     optimizer.zero_grad(set_to_none=True)
     if len(micro_batches) == 1:
         images, tokens = micro_batches[0]
         with autocast(config, device):
-            loss = _loss_value(loss_fn, model(images, tokens))
+            loss = _loss_value(loss_fn, _forward(model, teacher, images, tokens))
         _backward(loss, scaler)
         total = loss.item()
     else:
-        total = _accumulated_step(model, loss_fn, scaler, micro_batches, config, device)
+        total = _accumulated_step(model, teacher, loss_fn, scaler, micro_batches, config, device)
     _optimizer_step(optimizer, scaler)
     with torch.no_grad():
         unwrap(model).logit_scale.clamp_(0, MAX_LOGIT_SCALE)
     return total
 
 
-def _accumulated_step(model, loss_fn, scaler, micro_batches, config, device) -> float:
+def _accumulated_step(model, teacher, loss_fn, scaler, micro_batches, config, device) -> float:
     with torch.no_grad(), autocast(config, device):
-        cached = [model(images, tokens) for images, tokens in micro_batches]
+        cached = [_forward(model, teacher, images, tokens) for images, tokens in micro_batches]
     total = 0.0
     for j, (images, tokens) in enumerate(micro_batches):
         with autocast(config, device):
-            out = model(images, tokens)
-            merged = dict(out)
-            for key in ("image_features", "text_features"):
-                merged[key] = torch.cat([c[key] for c in cached[:j]] + [out[key]] + [c[key] for c in cached[j + 1:]])
+            merged = _forward(model, teacher, images, tokens)
+            for key in FEATURES:
+                if key in merged:
+                    merged[key] = torch.cat([c[key] for c in cached[:j]] + [merged[key]] +
+                                            [c[key] for c in cached[j + 1:]])
+            for key in SHARED:
+                if key in merged and j > 0:
+                    merged[key] = merged[key].detach()  # its gradient comes from micro-batch 0's loss alone
             loss = _loss_value(loss_fn, merged)
         _backward(loss, scaler)
         total += loss.item() / len(micro_batches)

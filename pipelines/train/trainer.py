@@ -3,7 +3,10 @@
 Everything that can be wrong with the inputs is checked before a worker
 starts: shards exist, the step count is known, the run location is writable
 and does not already hold checkpoints unless `--resume` says to continue,
-and `--init` / `--resume` name real checkpoints.
+`--init` / `--resume` / `--distill-model` name real checkpoints, and a
+`--gpu` run has a GPU. The plan fixes where the run starts: the checkpoint to
+resume from, and the checkpoints that existed before it (a worker restarted
+after a failure resumes from the newest one that is not among them).
 """
 
 from __future__ import annotations
@@ -11,8 +14,10 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import ray
+import torch
 from ray.train import FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
@@ -35,10 +40,13 @@ class TrainPlan:
     total_steps: int
     num_shards: int
     dataset_size: int | None
+    resume_from: str | None = None  # the checkpoint the run starts from
+    resumed_run_id: str | None = None  # the run id of that checkpoint: a resumed run keeps it
+    preexisting: list[str] = field(default_factory=list)  # checkpoints in the run location before this run
 
 
 def plan_training(config: TrainConfig) -> TrainPlan:
-    """Validate the inputs and work out the number of steps, before any worker starts."""
+    """Validate the inputs, work out the number of steps and where the run starts, before any worker starts."""
     resolve_name(config.model)
     urls = expand_shards(config.data)
     check_shards(urls)
@@ -46,20 +54,72 @@ def plan_training(config: TrainConfig) -> TrainPlan:
         check_shards(expand_shards(config.val_data))
     size = config.samples_per_epoch or dataset_size(urls)
     storage.check_writable(config.output_uri)
-    _check_resume(config)
-    for uri in filter(None, [config.init, config.resume if config.resume not in ("latest", "auto") else None]):
-        if not storage.exists(storage.join(uri, ckpt.COMMITTED)):
-            raise ClipLineError(f"{uri} is not a complete clipline checkpoint", "give a RUN/checkpoints/step-N folder")
-    return TrainPlan(_total_steps(config, size), len(urls), size)
+    for uri in filter(None, [config.init, config.distill_model]):
+        _check_checkpoint(uri)
+    _check_gpu(config)
+    resume_from = _resume_from(config)
+    state = ckpt.load_checkpoint(resume_from, files=()).state if resume_from else None
+    if state is not None:
+        _check_same_data(config, state)
+    return TrainPlan(_total_steps(config, size), len(urls), size, resume_from,
+                     state.get("run_id") if state else None, ckpt.committed_checkpoints(config.output_uri))
 
 
-def _check_resume(config: TrainConfig) -> None:
+def _check_checkpoint(uri: str) -> None:
+    if not storage.exists(storage.join(uri, ckpt.COMMITTED)):
+        raise ClipLineError(f"{uri} is not a complete clipline checkpoint", "give a RUN/checkpoints/step-N folder")
+
+
+def _check_gpu(config: TrainConfig) -> None:
+    if not config.gpu:
+        return
+    if config.workers == 0:
+        found = torch.cuda.device_count()
+    else:
+        ensure_ray()
+        found = int(ray.cluster_resources().get("GPU", 0))
+    if found < max(config.workers, 1):
+        raise ClipLineError(f"--gpu needs {max(config.workers, 1)} CUDA device(s); "
+                            f"{'torch' if config.workers == 0 else 'the Ray cluster'} sees {found}",
+                            "drop --gpu, lower --workers, or run where GPUs are visible")
+
+
+def _resume_from(config: TrainConfig) -> str | None:
+    """The checkpoint to start from: --resume latest/auto picks the run location's newest; a path is honoured,
+    unless the run location holds a newer checkpoint of its own (resuming would mix two histories there)."""
     existing = ckpt.latest_checkpoint(config.output_uri)
-    if existing and config.resume is None:
-        raise ClipLineError(f"{config.output_uri} already holds checkpoints (latest {existing})",
-                            "pass --resume latest to continue that run, or choose another --out")
+    if config.resume is None:
+        if existing:
+            raise ClipLineError(f"{config.output_uri} already holds checkpoints (latest {existing})",
+                                "pass --resume latest to continue that run, or choose another --out")
+        return None
     if config.resume == "latest" and not existing:
         raise ClipLineError(f"--resume latest: no checkpoint in {config.output_uri}", "start without --resume")
+    if config.resume in ("latest", "auto"):
+        return existing
+    _check_checkpoint(config.resume)
+    if existing and existing.rstrip("/") != config.resume.rstrip("/"):
+        raise ClipLineError(f"--resume {config.resume} conflicts with {existing}, the newest checkpoint already in "
+                            f"--out {config.output_uri}: the run would continue one history and overwrite the other",
+                            "pass --resume latest to continue the run location's own checkpoints, or give "
+                            "another --out to continue from the path")
+    return config.resume
+
+
+DATA_OPTIONS = ("data", "data_weights", "batch_size", "workers", "data_workers", "shuffle", "resampled", "seed")
+
+
+def _check_same_data(config: TrainConfig, state: dict) -> None:
+    """A checkpoint's data position holds only for the data options it was written with."""
+    if "ranks" not in state:
+        raise ClipLineError("the checkpoint has no data position or per-worker RNG states (an older clipline wrote "
+                            "it)", "start a new run from its weights with --init")
+    saved = type(config).model_validate_json(state["config"])
+    changed = [name for name in DATA_OPTIONS if getattr(saved, name) != getattr(config, name)]
+    if changed:
+        raise ClipLineError(f"the checkpoint's data position was saved with other {', '.join(changed)} "
+                            f"({', '.join(f'{n}={getattr(saved, n)!r}' for n in changed)})",
+                            "resume with the same data options, or start a new run from it with --init")
 
 
 def _total_steps(config: TrainConfig, size: int | None) -> int:
@@ -88,7 +148,8 @@ def fit(config: TrainConfig, plan: TrainPlan, run_id: str) -> dict:
     trainer = TorchTrainer(
         train_loop,
         train_loop_config={"kind": kind_of(config), "config": config.model_dump(mode="json"),
-                           "total_steps": plan.total_steps, "run_id": run_id},
+                           "total_steps": plan.total_steps, "run_id": run_id, "resume_from": plan.resume_from,
+                           "preexisting": plan.preexisting},
         scaling_config=_scaling(config),
         run_config=RunConfig(
             name=f"clipline-{run_id}",
@@ -112,10 +173,13 @@ def summarize(config: TrainConfig, run_id: str, plan: TrainPlan) -> dict:
         SELECT name, arg_max(value, step) AS last, median(value) AS median
         FROM train_metrics WHERE run_id = '{run_id}' GROUP BY name""").rows
     metrics = {name: (last, median) for name, last, median in rows}
+    validation = {}
+    if config.val_data and not metrics.get("val_num_samples", (0,))[0]:
+        validation = {"validation": f"nothing validated: no readable sample in {config.val_data}"}
     return {
         "run_id": run_id, "checkpoint": ckpt.latest_checkpoint(config.output_uri), "steps": plan.total_steps,
         "final_loss": metrics.get("loss", (None,))[0],
         "median_samples_per_s": metrics.get("samples_per_s", (None, None))[1],
         "skipped_samples": metrics.get("skipped_samples", (0,))[0],
-        **{name: last for name, (last, _) in metrics.items() if name.startswith("val_")},
+        **{name: last for name, (last, _) in metrics.items() if name.startswith("val_")}, **validation,
     }

@@ -38,11 +38,13 @@ def losses(config: TrainConfig, run_id: str) -> list[float]:
                                     f"run_id = '{run_id}' AND name = 'loss' ORDER BY step").rows]
 
 
-def test_two_workers_with_batch_b_train_like_one_with_batch_2b(ray_cluster, shards, tmp_path):
+@pytest.mark.parametrize("loss", ["clip", "siglip"])
+def test_two_workers_with_batch_b_train_like_one_with_batch_2b(ray_cluster, shards, tmp_path, loss):
     # Shards hold exactly one worker batch each and are read in order, so step i sees shards 2i and 2i+1
-    # in both set-ups: one worker reads them as one batch of 64, two workers as 32 each, gathered.
-    single = config_for(shards, tmp_path, "single", workers=0, batch_size=64)
-    double = config_for(shards, tmp_path, "double", workers=2, batch_size=32)
+    # in both set-ups: one worker reads them as one batch of 64, two workers as 32 each, gathered (ClipLoss:
+    # all_gather with gradients; SigLipLoss: its neighbour exchange of text features).
+    single = config_for(shards, tmp_path, "single", workers=0, batch_size=64, loss=loss)
+    double = config_for(shards, tmp_path, "double", workers=2, batch_size=32, loss=loss)
     fit(single, plan_training(single), "single")
     fit(double, plan_training(double), "double")
     assert losses(single, "single") == pytest.approx(losses(double, "double"), abs=1e-4)
@@ -69,7 +71,13 @@ def _train_workers() -> list[int]:
     return pids
 
 
-def test_a_killed_worker_is_replaced_and_training_finishes(ray_cluster, shards, tmp_path):
+def _logged_steps(config: TrainConfig, run_id: str) -> list[int]:
+    """The steps the run logged its loss at, in the order they were written (all attempts)."""
+    return [s for (s,) in run_query(config.store.results_uri, f"SELECT step FROM train_metrics WHERE run_id = "
+                                    f"'{run_id}' AND name = 'loss' ORDER BY time, step").rows]
+
+
+def test_a_killed_worker_is_replaced_and_resumes_from_the_checkpoint(ray_cluster, shards, tmp_path):
     config = config_for(shards, tmp_path, "recover", workers=2, steps=12, checkpoint_every=4, max_failures=2,
                         shuffle=100)
     failure: list[BaseException] = []
@@ -89,10 +97,24 @@ def test_a_killed_worker_is_replaced_and_training_finishes(ray_cluster, shards, 
     victims = _train_workers()
     assert victims, "no Ray Train worker process found"
     os.kill(victims[0], signal.SIGKILL)
+    at_kill = ckpt.load_checkpoint(ckpt.latest_checkpoint(config.output_uri)).state["step"]
+    logged_at_kill = _logged_steps(config, "recover")
+    assert at_kill < 12 and logged_at_kill[-1] < 12  # the kill came before the end
     thread.join(timeout=600)
     assert not failure, failure
     final = ckpt.load_checkpoint(ckpt.latest_checkpoint(config.output_uri))
     assert final.state["step"] == 12
+    # The first attempt logged 1..k; the replacement logged c+1..12 from a checkpoint c >= the one at the kill.
+    steps = _logged_steps(config, "recover")
+    restart = next((i for i in range(1, len(steps)) if steps[i] <= steps[i - 1]), len(steps))
+    first, second = steps[:restart], steps[restart:]
+    assert first == list(range(1, len(first) + 1))
+    if second:
+        assert second == list(range(second[0], 13)) and at_kill < second[0] <= first[-1] + 1
+        assert (second[0] - 1) % 4 == 0  # it started right after a checkpoint, not from step 1
+    assert len(final.state["ranks"]) == 2  # each rank's RNG and data position
+    data = [rank["data"] for rank in final.state["ranks"]]
+    assert data[0]["shard_order"] != data[1]["shard_order"]
 
 
 def test_train_clip_flow_records_the_run(prefect_server, shards, tmp_path):

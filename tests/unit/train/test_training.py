@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import sys
 import tarfile
@@ -18,15 +19,6 @@ from clipline.pipelines.errors import ClipLineError
 from clipline.pipelines.store.query import run_query
 from clipline.pipelines.train import checkpoint as ckpt
 from clipline.pipelines.train.trainer import fit, plan_training
-from support.shards import write_digit_shards
-
-
-@pytest.fixture(scope="session")
-def digits(tmp_path_factory):
-    root = tmp_path_factory.mktemp("digits")
-    write_digit_shards(root / "train", num_shards=4, per_shard=96)
-    write_digit_shards(root / "val", num_shards=1, per_shard=64, offset=4000)
-    return root
 
 
 def train_config(digits, tmp_path, **overrides) -> TrainConfig:
@@ -80,7 +72,8 @@ def test_checkpoint_loads_through_open_clip_local_dir(trained):
 def test_training_state_loads_with_weights_only(trained):
     config, summary = trained
     state = torch.load(f"{summary['checkpoint']}/{ckpt.STATE}", weights_only=True)
-    assert {"optimizer", "step", "samples_seen", "epoch", "rng", "config"} <= set(state)
+    assert {"optimizer", "step", "samples_seen", "epoch", "run_id", "ranks", "config"} <= set(state)
+    assert {"rng", "data"} <= set(state["ranks"][0]) and state["run_id"] == "unit-run"
 
 
 def test_existing_checkpoints_need_resume(trained):
@@ -103,35 +96,148 @@ def test_epochs_use_sizes_json(digits, tmp_path):
     assert plan_training(train_config(digits, tmp_path, steps=None, epochs=2)).total_steps == 2 * (4 * 96 // 32)
 
 
-KILLED_RUN = textwrap.dedent("""
-    import sys
+RECORDING = textwrap.dedent("""
+    import json
+    from clipline.pipelines.train import loop
+
+    def record_keys(path):
+        # Every batch the loop takes, as the keys of its samples, one JSON line per batch.
+        original = loop.endless_batches
+
+        def recorded(*args, **kwargs):
+            with open(path, "a") as out:
+                for epoch, batch in original(*args, **kwargs):
+                    out.write(json.dumps(list(batch.keys)) + "\\n")
+                    out.flush()
+                    yield epoch, batch
+
+        loop.endless_batches = recorded
+""")
+
+KILLED_RUN = RECORDING + textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
     from clipline.pipelines.config import TrainConfig
     from clipline.pipelines.train.trainer import fit, plan_training
-    config = TrainConfig.model_validate_json(sys.argv[1])
+
+    config, keys, stall_at = TrainConfig.model_validate_json(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+    record_keys(keys)
+    checkpoint = loop._checkpoint
+
+    def stall_after(kind, config, model, optimizer, progress, *rest):
+        checkpoint(kind, config, model, optimizer, progress, *rest)
+        if progress.step == stall_at:  # wait to be killed, mid-epoch, right after a checkpoint
+            Path(keys + ".stalled").write_text(str(progress.step))
+            time.sleep(3600)
+
+    loop._checkpoint = stall_after
     fit(config, plan_training(config), "killed-run")
 """)
 
+RESUME_SETTINGS = dict(steps=16, checkpoint_every=4, log_every=1, data_workers=2, shuffle=50, augment=True)
 
-def test_resume_latest_after_a_kill_continues_the_step_count(digits, tmp_path):
-    config = train_config(digits, tmp_path, steps=16, checkpoint_every=4)
-    victim = subprocess.Popen([sys.executable, "-c", KILLED_RUN, config.model_dump_json()],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 300
-    while not ckpt.committed_checkpoints(config.output_uri):
+
+def _keys_by_step(path) -> list[list[str]]:
+    return [json.loads(line) for line in open(path)]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(digits, tmp_path_factory):
+    """16 steps (an epoch is 12) with augmentation, two DataLoader streams and shuffling, never stopped."""
+    folder = tmp_path_factory.mktemp("uninterrupted")
+    config = train_config(digits, folder, **RESUME_SETTINGS)
+    namespace: dict = {}
+    exec(RECORDING, namespace)
+    from clipline.pipelines.train import loop
+
+    original = loop.endless_batches
+    try:
+        namespace["record_keys"](str(folder / "keys.jsonl"))
+        fit(config, plan_training(config), "uninterrupted")
+    finally:
+        loop.endless_batches = original
+    return config, _keys_by_step(folder / "keys.jsonl")
+
+
+def _stalled_run(config: TrainConfig, keys, stall_at: int) -> None:
+    """Run in a subprocess that stalls right after checkpoint `stall_at`, and SIGKILL it there."""
+    victim = subprocess.Popen([sys.executable, "-c", KILLED_RUN, config.model_dump_json(), str(keys),
+                               str(stall_at)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    stalled = keys.with_name(keys.name + ".stalled")
+    deadline = time.time() + 400
+    while not stalled.exists():
         assert victim.poll() is None, victim.stderr.read().decode()[-2000:]
         assert time.time() < deadline
         time.sleep(0.1)
     victim.kill()
     victim.wait()
-    first = ckpt.committed_checkpoints(config.output_uri)[-1]
-    done_before = ckpt.load_checkpoint(first).state["step"]
-    assert done_before < 16
+
+
+def test_a_run_killed_mid_epoch_resumes_exactly_where_it_stopped(digits, tmp_path, uninterrupted, monkeypatch):
+    reference, reference_keys = uninterrupted
+    config = train_config(digits, tmp_path, **RESUME_SETTINGS)
+    keys = tmp_path / "keys.jsonl"
+    _stalled_run(config, keys, stall_at=8)
+    assert [s for s, _ in metric(config, "loss")] == list(range(1, 9))  # the kill came before the end
+    assert ckpt.load_checkpoint(ckpt.latest_checkpoint(config.output_uri)).state["step"] == 8
+    taken_before = len(_keys_by_step(keys))  # the stalled worker's loader may have taken no more than 8 steps
+
     resumed = config.model_copy(update={"resume": "latest"})
-    fit(resumed, plan_training(resumed), "killed-run")
-    steps = [s for s, _ in metric(config, "loss")]
-    assert steps[-1] == 16 and ckpt.load_checkpoint(ckpt.latest_checkpoint(config.output_uri)).state["step"] == 16
+    plan = plan_training(resumed)
+    assert plan.resumed_run_id == "killed-run" and plan.resume_from.endswith("step-00000008")
+    namespace: dict = {}
+    exec(RECORDING, namespace)
+    from clipline.pipelines.train import loop
+
+    monkeypatch.setattr(loop, "endless_batches", loop.endless_batches)  # restored after the test
+    namespace["record_keys"](str(tmp_path / "resumed.jsonl"))
+    fit(resumed, plan, "killed-run")
+
+    # The resumed attempt logged steps 9..16 only: none twice for the run.
+    assert [s for s, _ in metric(config, "loss")] == list(range(1, 17))
+    recorded = run_query(config.store.results_uri, "SELECT step, samples_seen FROM checkpoints ORDER BY step").rows
+    assert recorded == [(s, s * 32) for s in (4, 8, 12, 16)]
+    # It saw exactly the samples of the uninterrupted run, mid-epoch 1 and on into epoch 2 ...
+    assert taken_before == 8 and _keys_by_step(keys)[:8] == reference_keys[:8]
+    assert _keys_by_step(tmp_path / "resumed.jsonl") == reference_keys[8:16]
+    # ... from the checkpoint's weights, optimizer and RNG states (augmentation included): the same losses.
+    assert [v for _, v in metric(config, "loss")] == pytest.approx([v for _, v in metric(reference, "loss")],
+                                                                  abs=1e-5)
+    final = ckpt.load_checkpoint(ckpt.latest_checkpoint(config.output_uri))
+    expected = ckpt.load_checkpoint(ckpt.latest_checkpoint(reference.output_uri))
+    assert final.state["step"] == 16 and final.state["run_id"] == "killed-run"
+    moments, reference_moments = final.state["optimizer"]["state"], expected.state["optimizer"]["state"]
+    for index, state in moments.items():
+        assert int(state["step"]) == 16
+        assert torch.allclose(state["exp_avg_sq"], reference_moments[index]["exp_avg_sq"], atol=1e-8), index
+    for name, tensor in final.weights.items():
+        assert torch.allclose(tensor, expected.weights[name], atol=1e-5), name
     lrs = dict(metric(config, "lr"))
     assert lrs[16] == pytest.approx(5e-4 * 0.5 * (1 + torch.cos(torch.tensor(torch.pi * 12 / 13)).item()))
+
+
+def test_an_explicit_resume_path_is_honoured_though_a_newer_checkpoint_exists(digits, tmp_path, uninterrupted):
+    reference, _ = uninterrupted
+    step_8 = ckpt.checkpoint_uri(reference.output_uri, 8)  # the reference run went on to step 16
+    config = train_config(digits, tmp_path, **{**RESUME_SETTINGS, "steps": 10, "resume": step_8})
+    fit(config, plan_training(config), "from-step-8")
+    assert [s for s, _ in metric(config, "loss")] == [9, 10]
+    assert [v for _, v in metric(config, "loss")] == pytest.approx(
+        [v for s, v in metric(reference, "loss") if s in (9, 10)], abs=0.05)  # another schedule: 10 steps
+
+
+def test_an_explicit_resume_path_beside_newer_checkpoints_of_the_run_is_refused(digits, uninterrupted):
+    reference, _ = uninterrupted
+    config = reference.model_copy(update={"resume": ckpt.checkpoint_uri(reference.output_uri, 8)})
+    with pytest.raises(ClipLineError, match="conflicts with .*step-00000016"):
+        plan_training(config)
+
+
+def test_resuming_with_other_data_options_is_refused(uninterrupted):
+    reference, _ = uninterrupted
+    config = reference.model_copy(update={"resume": "latest", "seed": 1, "data_workers": 1})
+    with pytest.raises(ClipLineError, match="saved with other data_workers, seed"):
+        plan_training(config)
 
 
 def _corrupt_copy(source: str, target: str) -> None:
@@ -194,3 +300,15 @@ def test_locked_image_tower_stays_fixed(trained, digits, tmp_path):
     after = ckpt.load_checkpoint(result["checkpoint"]).weights
     assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("visual."))
     assert not torch.equal(before["text_projection"], after["text_projection"])
+
+
+def test_lit_unlocked_groups_leave_the_last_image_groups_trainable(trained, digits, tmp_path):
+    from clipline.pipelines.train.kinds import ImageText
+
+    _, summary = trained
+    config = train_config(digits, tmp_path, lock_image=True, init=summary["checkpoint"],
+                          lock_image_unlocked_groups=1)
+    trainable = {name for name, p in ImageText().build(config).model.named_parameters() if p.requires_grad}
+    assert "visual.proj" in trainable  # open_clip's last group of the ViT: the projection
+    assert not any(name.startswith(("visual.conv1", "visual.transformer.")) for name in trainable)
+    assert "text_projection" in trainable

@@ -20,6 +20,6 @@ def test_batches_hold_num_frames_per_clip_and_skip_broken_samples(tmp_path):
     spec = LoaderSpec([str(tmp_path / "bad.tar"), str(tmp_path / "good" / "00000.tar")], 3, shuffle=0,
                       data_workers=0)
     batches = list(make_loader(spec, 0, video_sample(built.preprocess_val, 8), built.tokenizer))
-    assert [clips.shape for clips, _, _ in batches] == [(3, 8, 3, 64, 64)] * 2
-    assert [tokens.shape for _, tokens, _ in batches] == [(3, 32)] * 2
-    assert sum(skipped for _, _, skipped in batches) == 3
+    assert [b.inputs.shape for b in batches] == [(3, 8, 3, 64, 64)] * 2
+    assert [b.tokens.shape for b in batches] == [(3, 32)] * 2
+    assert sum(b.skipped for b in batches) == 3

@@ -68,7 +68,8 @@ def held_out_accuracy(checkpoint: str, shards: str) -> float:
     captions = built.model.encode_text(caption_tokens)
     hits = total = 0
     spec = LoaderSpec(expand_shards(shards), 64, shuffle=0, data_workers=0)
-    for frames, tokens, _ in make_loader(spec, 0, built.decode_val, built.tokenizer):
+    for batch in make_loader(spec, 0, built.decode_val, built.tokenizer):
+        frames, tokens = batch.inputs, batch.tokens
         truth = (tokens == caption_tokens[1]).all(dim=1).long()
         predicted = (built.model.encode_video(frames) @ captions.T).argmax(dim=1)
         hits += (predicted == truth).sum().item()
