@@ -118,6 +118,15 @@ start_local_node() {
   (cd "$dir/work" && exec env -u RAY_ADDRESS -u CLIPLINE_HOME $(node_env "$dir/work" "$dir/tmp" "$node") \
       "$ray_bin" start "${args[@]}") >"$state/logs/$node.log" 2>&1 ||
     { log "$node failed to start:"; tail -20 "$state/logs/$node.log" >&2; return 1; }
+  forget_address
+}
+
+# `ray start` leaves the cluster's address in /tmp/ray/ray_current_cluster, and a bare `ray.init()` on
+# this machine would join that cluster instead of starting its own: remove it (only when it is ours).
+forget_address() {
+  local file=/tmp/ray/ray_current_cluster
+  [ "$(cat "$file" 2>/dev/null)" = "$(host_of head):$(head_port)" ] && rm -f "$file"
+  return 0
 }
 
 pids_of_node() {  # every process started for a node carries its name in its environment

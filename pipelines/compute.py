@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 
 import ray
@@ -31,6 +32,14 @@ def _start(num_cpus: int | None) -> None:
         raise ClipLineError(f"cannot reach the Ray cluster at RAY_ADDRESS={address}: {e}",
                             "start the cluster, fix RAY_ADDRESS, or unset it to run locally") from e
     log.info("ray: %s with %s CPUs", address or "local", ray.cluster_resources().get("CPU"))
+
+
+def current_node() -> str:
+    """Where this code runs, for the store's `node` columns: '<ip>/<Ray node id>' inside Ray (a driver or a
+    task), the host name outside it."""
+    if not ray.is_initialized():
+        return socket.gethostname()
+    return f"{ray.util.get_node_ip_address()}/{ray.get_runtime_context().get_node_id()}"
 
 
 def cluster_cpus() -> int:
