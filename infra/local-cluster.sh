@@ -110,8 +110,9 @@ remove_netns_node() {
 start_local_node() {
   local node="$1" dir="$state/nodes/$1" args
   mkdir -p "$dir/work" "$dir/tmp"
-  # Ray's session folder stays under /tmp/ray: a driver finds its node's sockets there.
-  args=($(ray_start_args "$node")
+  # Ray's session folder stays under /tmp/ray (not under TMPDIR): its socket paths must stay within the
+  # 107 characters a Unix socket name may have, and a driver finds its node's sockets there.
+  args=($(ray_start_args "$node") --temp-dir /tmp/ray
         --node-manager-port "$(free_port)" --object-manager-port "$(free_port)"
         --dashboard-agent-listen-port "$(free_port)" --dashboard-agent-grpc-port "$(free_port)"
         --runtime-env-agent-port "$(free_port)" --metrics-export-port "$(free_port)")
@@ -143,10 +144,15 @@ kill_local_node() { pids_of_node "$1" | xargs -r kill -9; }
 
 in_netns() { [ "$(cat "$state/mode")" = netns ] && [ "$1" != driver ]; }
 
-start_node() {
+start_node() {  # a second try: on a loaded machine a raylet can miss Ray's fixed 30 s to register
   echo "$1" >>"$state/nodes.list"
-  if in_netns "$1"; then start_netns_node "$1"; else start_local_node "$1"; fi
+  start_node_once "$1" && return
+  log "$1: trying once more"
+  if in_netns "$1"; then remove_netns_node "$1"; else kill_local_node "$1"; fi
+  start_node_once "$1"
 }
+
+start_node_once() { if in_netns "$1"; then start_netns_node "$1"; else start_local_node "$1"; fi; }
 
 kill_node() { if in_netns "$1"; then kill_netns_node "$1"; else kill_local_node "$1"; fi; }
 
@@ -240,8 +246,8 @@ cmd_down() {
   done < <(cat "$state/nodes.list" 2>/dev/null)
   [ "$(cat "$state/mode")" = netns ] && { ip link del "$bridge" 2>/dev/null || true; }
   [ -e "$state/s3.pid" ] && kill "$(cat "$state/s3.pid")" 2>/dev/null || true
-  rm -rf "$state"
-  log "down"
+  find "$state" -mindepth 1 -maxdepth 1 ! -name logs -exec rm -rf {} +  # the logs stay for a post-mortem
+  log "down (logs kept in $state/logs)"
 }
 
 case "${1:-}" in
