@@ -8,7 +8,17 @@ from dataclasses import dataclass
 
 from clipline.pipelines import storage
 from clipline.pipelines.config import ReportConfig
-from clipline.pipelines.report import confusion, distances, html, ingest, leaderboard, per_class, retrieval, training
+from clipline.pipelines.report import (
+    confusion,
+    distances,
+    html,
+    ingest,
+    leaderboard,
+    nodes,
+    per_class,
+    retrieval,
+    training,
+)
 from clipline.pipelines.store.writer import now
 
 log = logging.getLogger(__name__)
@@ -29,6 +39,7 @@ SECTIONS: dict[str, Section] = {
     "retrieval": Section("Retrieval examples", retrieval.render),
     "distances": Section("Dataset distances", distances.render),
     "ingest": Section("Ingest success and errors", ingest.render),
+    "nodes": Section("Work per node", nodes.render),
 }
 
 STYLE = """

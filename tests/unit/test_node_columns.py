@@ -16,7 +16,7 @@ from clipline.pipelines.crawl.status import record_shard
 from clipline.pipelines.distance.embed import record_embedding
 from clipline.pipelines.eval.results import EvalResult, metric_rows
 from clipline.pipelines.store import schema
-from clipline.pipelines.store.query import run_query
+from clipline.pipelines.store.query import named_query_sql, run_query
 
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray workers cannot import a test module
 
@@ -70,3 +70,13 @@ def test_outside_ray_the_node_is_the_host_name(tmp_path, monkeypatch):
     results_uri = str(tmp_path / "results")
     _record_rows(results_uri)
     assert _nodes(results_uri) == {socket.gethostname()}
+
+
+def test_work_by_node_counts_each_unit_on_its_node(tmp_path, monkeypatch):
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    results_uri = str(tmp_path / "results")
+    _record_rows(results_uri)
+    _record_rows(results_uri)  # the same shard and embedding written again (a rerun): still one unit each
+    rows = run_query(results_uri, named_query_sql("work_by_node")).rows
+    assert sorted((ip, stage, units) for ip, _, stage, units, _ in rows) == [
+        (socket.gethostname(), "distance embeddings", 1), (socket.gethostname(), "ingest", 1)]
