@@ -84,12 +84,14 @@ start_netns_node() {
   ip netns exec "$ns" ip link set "p-$ns" name eth0
   ip netns exec "$ns" ip addr add "$(ip_of "$node")/24" dev eth0
   ip netns exec "$ns" ip link set eth0 up
+  # GLOO_SOCKET_IFNAME: torch.distributed (Ray Train) would otherwise bind the address the host name
+  # resolves to, loopback here, and workers on other nodes could not reach it.
   # Own mount namespace: fresh tmpfs on /tmp and /dev/shm; the working folder lives in that /tmp.
   # `ray start` daemonizes its processes; they keep the namespaces after this shell exits.
   ip netns exec "$ns" unshare --mount --propagation private sh -c "
       mount -t tmpfs -o size=4g tmpfs /tmp && mount -t tmpfs -o size=1g tmpfs /dev/shm &&
       mkdir -p /tmp/work && cd /tmp/work &&
-      exec env -u RAY_ADDRESS -u CLIPLINE_HOME $(node_env /tmp/work /tmp "$node") '$ray_bin' start $(ray_start_args "$node")
+      exec env -u RAY_ADDRESS -u CLIPLINE_HOME $(node_env /tmp/work /tmp "$node") GLOO_SOCKET_IFNAME=eth0 '$ray_bin' start $(ray_start_args "$node")
   " >"$state/logs/$node.log" 2>&1 || { log "$node failed to start:"; tail -20 "$state/logs/$node.log" >&2; return 1; }
 }
 
@@ -204,7 +206,8 @@ cmd_up() {
   [ -e "$state/mode" ] && die "a cluster is already up (state in $state); run '$0 down' first"
   mkdir -p "$state/logs"
   mode >"$state/mode"
-  trap 'log "up failed; cleaning up"; cmd_down' ERR
+  # Any failure from here on (an error, or `die` in a check) takes down what was started.
+  trap 'status=$?; [ "$status" = 0 ] || { log "up failed; cleaning up"; cmd_down; }' EXIT
   log "mode: $(cat "$state/mode") ($([ "$(cat "$state/mode")" = netns ] && echo "a network and mount namespace per node on $bridge $subnet.0/24" || echo "not root: nodes share 127.0.0.1, each with its own ports and folders"))"
   if [ "$(cat "$state/mode")" = netns ]; then net_up; else free_port >"$state/head-port"; fi
   start_s3

@@ -23,7 +23,11 @@ class LocalCluster:
         pid = os.getpid() % 10000
         settings = {"CLUSTER_NAME": f"ct{pid}", "CLUSTER_SUBNET": f"10.78.{pid % 250}",
                     "CLUSTER_DIR": str(state_dir / "state"), "CLUSTER_S3_PORT": str(free_port())}
-        out = cls._run(settings, "up", str(num_workers), timeout=300)
+        try:
+            out = cls._run(settings, "up", str(num_workers), timeout=300)
+        except BaseException:  # a timeout kills the script before its own clean-up
+            cls._run(settings, "down")
+            raise
         env = dict(line.removeprefix("export ").split("  #")[0].strip().split("=", 1)
                    for line in out.splitlines() if line.startswith("export "))
         return cls(settings, env)
