@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -39,7 +40,15 @@ def current_node() -> str:
     task), the host name outside it."""
     if not ray.is_initialized():
         return socket.gethostname()
-    return f"{ray.util.get_node_ip_address()}/{ray.get_runtime_context().get_node_id()}"
+    node_id = ray.get_runtime_context().get_node_id()
+    return f"{_node_ip(node_id)}/{node_id}"
+
+
+@functools.cache
+def _node_ip(node_id: str) -> str:
+    """The node's address as the cluster knows it. (`ray.util.get_node_ip_address()` in a driver gives the
+    address it routes to the head from, not its node's.)"""
+    return next(n["NodeManagerAddress"] for n in ray.nodes() if n["NodeID"] == node_id)
 
 
 def cluster_cpus() -> int:
