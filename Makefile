@@ -7,7 +7,7 @@ DEPS_STAMP := $(VENV)/.deps-$(shell sha256sum pyproject.toml | cut -c1-16)
 PYTEST_ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install browser demo test lint bench-ingest bench-train bench-train-video bench-ingest-videos bench-distance bench-eval bench-curate serve schedule-on schedule-off clean
+.PHONY: install browser demo test lint bench-ingest bench-train bench-train-video bench-ingest-videos bench-distance bench-eval bench-curate serve schedule-on schedule-off cluster-up cluster-down clean
 
 install: $(DEPS_STAMP)
 	@# The project itself is (re)linked on every call: a venv kept outside the
@@ -69,6 +69,15 @@ schedule-on: install
 
 schedule-off: install
 	$(BIN)/prefect deployment schedule pause pipeline/nightly --all
+
+# A head and NODES worker nodes, each in its own network and mount namespace (as root; loopback nodes
+# otherwise), and an S3 server on their bridge. `eval "$$(infra/local-cluster.sh env)"` points a shell at it.
+NODES ?= 2
+cluster-up: install
+	VENV=$(VENV) infra/local-cluster.sh up $(NODES)
+
+cluster-down:
+	infra/local-cluster.sh down
 
 clean:
 	rm -rf .clipline .pytest_cache build dist

@@ -30,7 +30,7 @@ def dataset_distance(config: DatasetDistanceConfig) -> dict:
         samples = {future.result().name: future.result() for future in drawn}
         points, text_model = {}, None
         if plan.encoder:
-            points["clip_image"] = embed_images(plan, samples, config)
+            points["clip_image"] = embed_images(plan, samples, config, run.run_id)
         if "fasttext_text" in config.spaces:
             captions = embed_captions(samples, config)
             points["fasttext_text"] = {name: c.vectors for name, c in captions.datasets.items()}

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import socket
 import threading
 
 import ray
@@ -31,6 +33,22 @@ def _start(num_cpus: int | None) -> None:
         raise ClipLineError(f"cannot reach the Ray cluster at RAY_ADDRESS={address}: {e}",
                             "start the cluster, fix RAY_ADDRESS, or unset it to run locally") from e
     log.info("ray: %s with %s CPUs", address or "local", ray.cluster_resources().get("CPU"))
+
+
+def current_node() -> str:
+    """Where this code runs, for the store's `node` columns: '<ip>/<Ray node id>' inside Ray (a driver or a
+    task), the host name outside it."""
+    if not ray.is_initialized():
+        return socket.gethostname()
+    node_id = ray.get_runtime_context().get_node_id()
+    return f"{_node_ip(node_id)}/{node_id}"
+
+
+@functools.cache
+def _node_ip(node_id: str) -> str:
+    """The node's address as the cluster knows it. (`ray.util.get_node_ip_address()` in a driver gives the
+    address it routes to the head from, not its node's.)"""
+    return next(n["NodeManagerAddress"] for n in ray.nodes() if n["NodeID"] == node_id)
 
 
 def cluster_cpus() -> int:

@@ -30,9 +30,9 @@ def draw_sample(name: str, spec: str, config: DatasetDistanceConfig) -> DatasetS
 
 @task(name="embed_images", cache_policy=NO_CACHE)
 def embed_images(plan: run.DistancePlan, samples: dict[str, DatasetSample],
-                 config: DatasetDistanceConfig) -> dict:
+                 config: DatasetDistanceConfig, run_id: str) -> dict:
     """CLIP image features of every dataset's drawn images or frames."""
-    return embed.embed_image_space(plan.encoder, samples, config)
+    return embed.embed_image_space(plan.encoder, samples, config, run_id)
 
 
 @task(name="embed_captions", cache_policy=NO_CACHE)

@@ -116,3 +116,17 @@ def http_server():
 
     with TestHTTPServer() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def local_cluster(tmp_path_factory):
+    """A real Ray cluster for the session: head + 2 worker nodes from infra/local-cluster.sh, each in its own
+    network and mount namespace (root only), with moto S3 on their bridge. Yields its handle; the tests'
+    own process joins it only through subprocesses (RAY_ADDRESS in `cluster.env`)."""
+    from support.cluster import LocalCluster
+
+    if os.geteuid() != 0:
+        pytest.skip("the cluster tests need root for network and mount namespaces")
+    cluster = LocalCluster.start(tmp_path_factory.mktemp("cluster"), num_workers=2)
+    yield cluster
+    cluster.stop()

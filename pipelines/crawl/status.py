@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from clipline.pipelines.compute import current_node
 from clipline.pipelines.config import IngestConfig
 from clipline.pipelines.crawl.reader import CAPTION, KEY, URL
 from clipline.pipelines.store.writer import ResultsWriter, now
@@ -30,4 +31,5 @@ def record_shard(config: IngestConfig, run_id: str, shard_id: int, stats: dict, 
         results.append("ingest_shards", [{
             **common, "num_samples": stats["count"], "num_success": stats["successes"],
             "num_failed": stats["count"] - stats["successes"], "num_duplicates": stats["duplicates"],
-            "bytes_written": stats["bytes"], "duration_s": stats["duration"], "written_at": written_at}])
+            "bytes_written": stats["bytes"], "duration_s": stats["duration"], "written_at": written_at,
+            "node": current_node()}])

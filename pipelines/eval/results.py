@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from clipline.pipelines.compute import current_node
 from clipline.pipelines.store.writer import now
 
 
@@ -50,9 +51,9 @@ def classification_predictions(keys: Sequence[str], labels: np.ndarray, top: np.
 
 def metric_rows(run_id: str, result: EvalResult) -> list[dict]:
     counts = {"num_samples": result.num_samples, "skipped_images": result.num_skipped}
-    time = now()
+    time, node = now(), current_node()
     return [{"run_id": run_id, "checkpoint": result.checkpoint, "dataset": result.dataset, "task": result.task,
-             "strategy": result.strategy, "metric": name, "value": float(value), "time": time}
+             "strategy": result.strategy, "metric": name, "value": float(value), "time": time, "node": node}
             for name, value in {**result.metrics, **counts}.items()]
 
 

@@ -15,6 +15,7 @@ from clipline.pipelines.report import (
     html,
     ingest,
     leaderboard,
+    nodes,
     per_class,
     retrieval,
     training,
@@ -40,6 +41,7 @@ SECTIONS: dict[str, Section] = {
     "distances": Section("Dataset distances", distances.render),
     "ingest": Section("Ingest success and errors", ingest.render),
     "curation": Section("Curation funnel and removed samples", curation.render),
+    "nodes": Section("Work per node", nodes.render),
 }
 
 STYLE = """

@@ -9,5 +9,6 @@ CREATE TABLE ingest_shards (
     num_duplicates  INTEGER NOT NULL,   -- successes whose sha256 was already seen in the shard
     bytes_written   BIGINT,
     duration_s      DOUBLE,
-    written_at      TIMESTAMPTZ NOT NULL
+    written_at      TIMESTAMPTZ NOT NULL,
+    node            VARCHAR             -- where the shard was crawled: '<ip>/<Ray node id>' (host name outside Ray)
 );

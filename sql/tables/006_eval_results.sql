@@ -7,5 +7,6 @@ CREATE TABLE eval_results (
     strategy    VARCHAR,             -- prompt strategy for zero-shot: single | ensemble | vote
     metric      VARCHAR NOT NULL,    -- acc1, acc5, mean_per_class_recall, image_retrieval_recall@5, ...
     value       DOUBLE,
-    time        TIMESTAMPTZ NOT NULL
+    time        TIMESTAMPTZ NOT NULL,
+    node        VARCHAR              -- where the (checkpoint, dataset) pair was evaluated: '<ip>/<Ray node id>'
 );

@@ -118,13 +118,13 @@ class TestHTTPServer:
 
     __test__ = False  # not a pytest test class despite the name
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self._lock = threading.Lock()
         self._hits: Counter[str] = Counter()
         self._user_agents: dict[str, str | None] = {}
         self._files: dict[str, Reply] = {}
         self._stopping = threading.Event()
-        self._httpd = _QuietServer(("127.0.0.1", 0), _Handler)
+        self._httpd = _QuietServer((host, 0), _Handler)  # host: loopback, or a test cluster's bridge
         self._httpd.app = self
         # A short poll interval so stop() returns in ~50 ms rather than the default 0.5 s.
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True,
