@@ -144,6 +144,7 @@ def main() -> None:
     parser.add_argument("--flush-rows", type=int, default=100, help="train_metrics rows per file")
     parser.add_argument("--work", type=Path, default=REPO / ".bench" / "scale-store")
     parser.add_argument("--reuse", action="store_true", help="time the store already under --work")
+    parser.add_argument("--skip-before", action="store_true", help="time only after compaction")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -155,7 +156,8 @@ def main() -> None:
         write_training(str(pristine), args.train_runs, args.train_steps, args.flush_rows)
     shutil.rmtree(results, ignore_errors=True)
     shutil.copytree(pristine, results)
-    figures = {"files_before": count_files(results), "before": time_commands(results, args.work, "before")}
+    figures = {"files_before": count_files(results),
+               "before": {} if args.skip_before else time_commands(results, args.work, "before")}
     env = {**os.environ, "CLIPLINE_RESULTS": results}
     figures["compact"] = measure([str(CLIPLINE), "compact"], env)
     log.info("compact: %.1f s, %d MB", figures["compact"]["seconds"], figures["compact"]["peak_mb"])

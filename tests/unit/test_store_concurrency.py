@@ -93,12 +93,12 @@ def test_two_compactions_at_once_never_duplicate_a_row(location, tmp_path, reque
         writer.append("train_metrics", [{"run_id": "r", "step": batch * 10 + i, "name": "loss", "value": 1.0,
                                          "time": now()} for i in range(10)])
         writer.flush()
-    real_read = compact._read
+    real_hidden = compact.hidden_files
 
-    def slow_read(uri):  # both compactions list the same six files before either has written its merge
-        time.sleep(0.2)
-        return real_read(uri)
-    monkeypatch.setattr(compact, "_read", slow_read)
+    def slow_hidden(uris):  # both compactions list the same six files before either has written its merge
+        time.sleep(1.0)
+        return real_hidden(uris)
+    monkeypatch.setattr(compact, "hidden_files", slow_hidden)
     monkeypatch.setattr("clipline.pipelines.store.lease.POLL_S", 0.05)
     with ThreadPoolExecutor(2) as pool:
         outcomes = list(pool.map(lambda _: compact.compact_table(results, "train_metrics"), range(2)))

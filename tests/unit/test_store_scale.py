@@ -41,11 +41,12 @@ def _fat_file(results: str, index: int) -> None:
 def _compact_in_a_child(results: str, memory_limit: str) -> int:
     """Peak RSS (MB) of a fresh process that compacts ingest_samples under `memory_limit`."""
     code = textwrap.dedent(f"""
-        import resource
         from clipline.pipelines.store.compact import compact_table
         result = compact_table({results!r}, "ingest_samples", memory_limit={memory_limit!r})
         assert result.rows == {FAT_ROWS * FAT_FILES}, result
-        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+        # VmHWM, not ru_maxrss: Linux carries the forked parent's high-water mark through exec into the latter.
+        status = open("/proc/self/status").read()
+        print(int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) // 1024)
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, check=False)
     assert out.returncode == 0, out.stderr[-2000:]
