@@ -7,7 +7,7 @@ DEPS_STAMP := $(VENV)/.deps-$(shell sha256sum pyproject.toml | cut -c1-16)
 PYTEST_ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install browser demo test lint bench-ingest bench-train bench-train-video bench-ingest-videos bench-distance bench-eval bench-curate serve schedule-on schedule-off cluster-up cluster-down clean
+.PHONY: install browser demo test lint bench-ingest bench-train bench-train-video bench-ingest-videos bench-distance bench-eval bench-curate bench-scale-store serve schedule-on schedule-off cluster-up cluster-down clean
 
 install: $(DEPS_STAMP)
 	@# The project itself is (re)linked on every call: a venv kept outside the
@@ -55,6 +55,9 @@ bench-distance: install
 
 bench-eval: install
 	$(BIN)/python bench/eval.py
+
+bench-scale-store: install
+	$(BIN)/python bench/scale_store.py
 
 bench-curate: install
 	$(BIN)/python bench/curate.py
