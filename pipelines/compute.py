@@ -9,6 +9,7 @@ import socket
 import threading
 
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from clipline.pipelines.errors import ClipLineError
 
@@ -49,6 +50,12 @@ def _node_ip(node_id: str) -> str:
     """The node's address as the cluster knows it. (`ray.util.get_node_ip_address()` in a driver gives the
     address it routes to the head from, not its node's.)"""
     return next(n["NodeManagerAddress"] for n in ray.nodes() if n["NodeID"] == node_id)
+
+
+def on_driver_node() -> NodeAffinitySchedulingStrategy:
+    """Pin an actor to the driver's node: a driver's helper actor (a progress counter) must not live on a
+    worker node that may be lost, and dies with the driver anyway."""
+    return NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
 
 
 def cluster_cpus() -> int:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import ray
 
-from clipline.pipelines.compute import ensure_ray
+from clipline.pipelines.compute import ensure_ray, on_driver_node
 from clipline.pipelines.config import IngestConfig
 from clipline.pipelines.crawl.reader import ShardInput
 from clipline.pipelines.crawl.sample import SampleDecoder
@@ -55,7 +55,7 @@ def crawl_shards(shards: list[ShardInput], config: IngestConfig, decode: SampleD
                  on_progress: Callable[[int, int], None]) -> list[ShardResult]:
     """Crawl every shard on Ray; return their results in shard order."""
     ensure_ray()
-    counter = ProgressCounter.remote()
+    counter = ProgressCounter.options(scheduling_strategy=on_driver_node()).remote()  # survives lost nodes
     queue = list(reversed(shards))
     running: dict = {}
     results: list[ShardResult] = []

@@ -75,6 +75,9 @@ def test_ingest_over_s3_survives_losing_a_worker_node(local_cluster, on_cluster_
             assert crawl.poll() is None, crawl.stderr.read().decode()[-3000:]
             assert time.time() < deadline, "no shard committed in time"
             time.sleep(0.5)
+        on_workers = {name: ip for name, ip in local_cluster.actor_ips().items()
+                      if ip in {local_cluster.node_ip(1), local_cluster.node_ip(2)}}
+        assert not on_workers, f"the driver's actors live on worker nodes that may be lost: {on_workers}"
         local_cluster.kill_node(1)
         killed_at = time.time()
         committed_at_kill = len(storage.glob(f"{out}/*_stats.json"))

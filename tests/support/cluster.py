@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +48,19 @@ class LocalCluster:
 
     def node_ip(self, worker: int) -> str:
         return f"{self.settings['CLUSTER_SUBNET']}.{10 + worker}"
+
+    def actor_ips(self) -> dict[str, str]:
+        """The node address of every live actor on the cluster, by class name (asked of the cluster's GCS, as
+        a second driver on the bridge)."""
+        script = ("import json, ray\n"
+                  "from ray._private.state import state\n"
+                  "ray.init(include_dashboard=False, configure_logging=False, log_to_driver=False)\n"
+                  "print(json.dumps({a['ActorClassName']: a['Address']['IPAddress']\n"
+                  "                  for a in state.actor_table(None).values() if a['State'] == 'ALIVE'}))\n")
+        done = subprocess.run([sys.executable, "-c", script], env=os.environ | self.env, capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return json.loads(done.stdout.strip().splitlines()[-1])
 
     def kill_node(self, worker: int) -> None:
         """SIGKILL every process of worker node `worker`, through its namespace."""
