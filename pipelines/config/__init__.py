@@ -17,6 +17,7 @@ from clipline.pipelines.config.base import (
                                    default_results_uri,
                                    home_uri,
 )
+from clipline.pipelines.config.caption import DECODE_METHODS, GenerateConfig
 from clipline.pipelines.config.curate import DEDUP_METHODS, CurateConfig
 from clipline.pipelines.config.distance import (
                                    EMBEDDING_SPACES,
@@ -39,9 +40,10 @@ from clipline.pipelines.config.pipeline import PipelineConfig, ReportConfig, def
 from clipline.pipelines.config.train import TemporalHead, TrainConfig, VideoTrainConfig
 
 __all__ = [
-    "DEDUP_METHODS", "DEFAULT_HOME", "EMBEDDING_SPACES", "HOME_ENV", "PROMPT_STRATEGIES", "Config", "CurateConfig",
+    "DECODE_METHODS", "DEDUP_METHODS", "DEFAULT_HOME", "EMBEDDING_SPACES", "HOME_ENV", "PROMPT_STRATEGIES", "Config",
+    "CurateConfig",
     "DatasetDistanceConfig",
-    "DistanceConfig", "EvalConfig", "FastTextConfig", "FetchConfig", "ImageConfig", "IngestConfig",
+    "DistanceConfig", "EvalConfig", "FastTextConfig", "FetchConfig", "GenerateConfig", "ImageConfig", "IngestConfig",
     "PipelineConfig", "QueryLimits", "ReaderConfig", "ReportConfig", "StoreConfig", "TemporalHead", "TrainConfig",
     "TransportConfig", "VideoConfig", "VideoFetchConfig", "VideoIngestConfig", "VideoTrainConfig",
     "default_cache_dir", "default_pipeline_workdir", "default_results_uri", "home_uri",

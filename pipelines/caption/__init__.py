@@ -1,0 +1,1 @@
+"""Captioners: models that write a caption for an image (CoCa, ClipCap), behind one interface."""
