@@ -126,6 +126,10 @@ class VideoConfig(Config):
         "seek: seek to the keyframe before every frame; sequential: one decode pass from the clip's start.")
     keep_video: bool = Field(default=False, description="Also store the clip: the downloaded bytes without a "
                              "window, else the window remuxed (no re-encoding) from the keyframe before its start.")
+    keep_partial_videos: bool = Field(
+        default=False, description="Keep a truncated video (frames end well before the duration its container "
+        "declares) as a success: targets past its last frame take that frame, and its JSON says `partial`. "
+        "Default: such a video is a failed sample, 'truncated video: declared D s, decodable d s'.")
 
 
 class VideoIngestConfig(IngestConfig):

@@ -24,7 +24,10 @@ import av
 from clipline.pipelines.crawl.sample import SampleRejected
 
 EPS_S = 1e-6  # frame times are rationals turned into floats
-END_SLACK_S = 0.5  # a stream may stop this much (or two frames) before its declared duration
+# A stream may end a little before its container's declared duration (audio running on, rounding): up to
+# END_SLACK_S, at most END_SLACK_FRACTION of the duration, but always two frames. Past that, it is truncated.
+END_SLACK_S = 0.5
+END_SLACK_FRACTION = 0.05
 
 
 class VideoRejected(SampleRejected):
@@ -84,14 +87,13 @@ class FrameCursor:
     """Frames of one stream in presentation order, restarted at a keyframe by `seek`; counts the work done."""
 
     def __init__(self, container: av.container.InputContainer, stream: av.VideoStream, origin: float,
-                 duration: float):
+                 duration: float, keep_partial: bool = False):
         self._container, self.stream = container, stream
-        self.origin, self._duration = origin, duration
-        rate = stream.average_rate
-        self._end_slack = max(END_SLACK_S, 2 / float(rate)) if rate else END_SLACK_S
+        self.origin, self._duration, self._keep_partial = origin, duration, keep_partial
         self._frames: Iterator[av.VideoFrame] | None = None
         self.current: PickedFrame | None = None
         self.decoded = self.seeks = 0  # the work frame_access trades
+        self.decodable_s: float | None = None  # set when a kept partial video's frames ended early
 
     def seek(self, seconds: float) -> None:
         """Restart decoding at the keyframe at or before `seconds`."""
@@ -127,13 +129,28 @@ class FrameCursor:
                 return PickedFrame(frame.time - self.origin, frame)
 
     def _at_end(self, seconds: float) -> PickedFrame:
+        """The stream ended before `seconds`: its last frame, if the stream is whole (or partial ones are kept)."""
         if self.decoded == 0:
             raise VideoRejected(f"undecodable video stream ({self.stream.codec_context.name}): no frame decoded")
-        if self.current is None or seconds - self.current.time > self._end_slack:
-            ended = f"at {self.current.time:.2f} s" if self.current else "after a seek"
-            raise VideoRejected(f"truncated video: frames end {ended}, no frame at {seconds:.2f} s of "
-                                f"{self._duration:.2f} s")
+        if self.current is None:
+            raise VideoRejected(f"truncated video: declared {self._duration:.2f} s, no frame decodes from the "
+                                f"keyframe before {seconds:.2f} s")
+        frame_s = self._frame_seconds(self.current.frame)
+        decodable = self.current.time + frame_s  # the last frame shows until then
+        slack = max(2 * frame_s, min(END_SLACK_S, END_SLACK_FRACTION * self._duration))
+        if seconds <= decodable + EPS_S or self._duration - decodable <= slack:
+            return self.current
+        if not self._keep_partial:
+            raise VideoRejected(f"truncated video: declared {self._duration:.2f} s, decodable {decodable:.2f} s")
+        self.decodable_s = decodable
         return self.current
+
+    def _frame_seconds(self, frame: av.VideoFrame) -> float:
+        """How long a frame shows: its own duration, else one period of the stream's frame rate, else 0."""
+        if frame.duration and frame.time_base:
+            return float(frame.duration * frame.time_base)
+        rate = self.stream.guessed_rate or self.stream.average_rate
+        return 1 / float(rate) if rate else 0.0
 
     def _decode_error(self, error: Exception) -> VideoRejected:
         codec = self.stream.codec_context.name

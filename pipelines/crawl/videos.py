@@ -101,12 +101,14 @@ def sample_video(body: bytes, row: dict, config: VideoConfig, image: ImageConfig
         _check_resolution(header, config)
         window = clip_window(row, config, header.duration)
         _check_duration(window, config)
-        cursor = frames.FrameCursor(container, stream, header.origin, header.duration)
+        cursor = frames.FrameCursor(container, stream, header.origin, header.duration, config.keep_partial_videos)
         picked = _encoded_frames(frames.read_frames(cursor, frame_targets(window, config), config.frame_access),
                                  image)
     members = {frame_ext(i, image.encode_format): frame.data for i, frame in enumerate(picked)}
     meta = {**_meta(header, window, picked), "frame_access": {
         "mode": config.frame_access, "seeks": cursor.seeks, "frames_decoded": cursor.decoded}}
+    if cursor.decodable_s is not None:  # kept with --keep-partial-videos
+        meta["partial"] = {"declared_s": round(header.duration, 6), "decodable_s": round(cursor.decodable_s, 6)}
     if config.keep_video:
         kept = keep_clip(body, header, window)
         members[kept.ext], meta["video"] = kept.data, kept.meta

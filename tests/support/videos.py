@@ -9,6 +9,7 @@ The broken bodies are made here with PyAV, each one failure mode the decoder mus
     truncated_faststart()  bikes remuxed with the index first, then cut in half (opens, data missing)
     garbage_stream_mkv()   carphone in Matroska, its h264 packets replaced by random bytes (the decoder rejects them)
     webm_clip()            bikes' first 2 s re-encoded as VP9 in WebM (a second container and codec)
+    truncated_webm()       webm_clip cut at 65% of its bytes: its header still declares 2 s, frames end near 1.5 s
 """
 
 from __future__ import annotations
@@ -118,3 +119,9 @@ def webm_clip(seconds: float = 2.0) -> bytes:
         for packet in stream.encode(None):
             sink.mux(packet)
     return out.getvalue()
+
+
+@functools.cache
+def truncated_webm() -> bytes:
+    body = webm_clip()
+    return body[: len(body) * 65 // 100]

@@ -33,6 +33,7 @@ SERVED = {  # path under /static/ -> (bytes, content type)
     "audio.mp4": (videos.audio_only_mp4(), "video/mp4"),
     "truncated.mp4": (videos.truncated_mp4(), "video/mp4"),
     "garbage.mkv": (videos.garbage_stream_mkv(), "video/x-matroska"),
+    "truncated.webm": (videos.truncated_webm(), "video/webm"),
     "photo.mp4": (real_photos()["astronaut"], "video/mp4"),
     "page.mp4": (HTML_PAGE, "video/mp4"),
     "empty.mp4": (b"", "video/mp4"),
@@ -49,6 +50,7 @@ EXPECTED = {
     ("/static/audio.mp4", None, None): ("failed_to_resize", "no video stream: the container holds audio only"),
     ("/static/truncated.mp4", None, None): ("failed_to_resize", "truncated video: mp4 box 'mdat'"),
     ("/static/garbage.mkv", None, None): ("failed_to_resize", "undecodable video stream (h264)"),
+    ("/static/truncated.webm", None, None): ("failed_to_resize", "truncated video: declared 2.00 s, decodable 1."),
     ("/static/photo.mp4", None, None): ("failed_to_resize", "not a video: a still image (jpeg_pipe)"),
     ("/static/page.mp4", None, None): ("failed_to_resize", "not a video: no container FFmpeg recognises"),
     ("/static/empty.mp4", None, None): ("failed_to_download", "empty body"),
@@ -209,6 +211,27 @@ def test_bad_bodies_and_windows_are_rejected_by_name(body, row, message):
     with pytest.raises(VideoRejected, match="^" + message.replace("(", r"\(").replace(")", r"\)")) as caught:
         sample_video(body, row, VideoConfig(), IMAGE)
     assert isinstance(caught.value, SampleRejected)
+
+
+def decodable_seconds(body: bytes) -> float:
+    """Where the body's frames stop showing, from PyAV alone: the last frame's time plus its duration."""
+    with av.open(io.BytesIO(body)) as container:
+        stream = container.streams.video[0]
+        *_, last = container.decode(stream)
+        return float(last.time + last.duration * last.time_base) - float(stream.start_time * stream.time_base)
+
+
+def test_a_video_whose_frames_end_early_is_truncated_unless_partial_videos_are_kept():
+    body = videos.truncated_webm()
+    decodable = decodable_seconds(body)
+    assert 1.0 < decodable < 1.8  # the cut leaves most of the frames but not the last 0.2 s
+    with pytest.raises(VideoRejected, match=rf"^truncated video: declared 2.00 s, decodable {decodable:.2f} s$"):
+        sample_video(body, {}, VideoConfig(), IMAGE)
+    kept = sample_video(body, {}, VideoConfig(keep_partial_videos=True), IMAGE).meta
+    assert kept["partial"] == {"declared_s": 2.0, "decodable_s": pytest.approx(decodable, abs=1e-6)}
+    assert kept["repeated_frames"] and max(kept["frame_timestamps"]) < decodable
+    whole = sample_video(videos.webm_clip(), {}, VideoConfig(keep_partial_videos=True), IMAGE).meta
+    assert "partial" not in whole and not whole["repeated_frames"]
 
 
 def test_an_hls_playlist_is_refused_and_its_segments_never_fetched(trap):
