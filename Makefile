@@ -7,7 +7,7 @@ DEPS_STAMP := $(VENV)/.deps-$(shell sha256sum pyproject.toml | cut -c1-16)
 PYTEST_ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install browser demo test lint bench-ingest bench-train bench-train-video bench-ingest-videos bench-distance bench-eval bench-curate bench-scale-store serve schedule-on schedule-off cluster-up cluster-down clean
+.PHONY: install browser demo test lint bench-ingest bench-train bench-train-video bench-ingest-videos bench-distance bench-eval bench-curate bench-scale-store bench-scale-plan serve schedule-on schedule-off cluster-up cluster-down clean
 
 install: $(DEPS_STAMP)
 	@# The project itself is (re)linked on every call: a venv kept outside the
@@ -58,6 +58,9 @@ bench-eval: install
 
 bench-scale-store: install
 	$(BIN)/python bench/scale_store.py
+
+bench-scale-plan: install
+	$(BIN)/python bench/scale_plan.py
 
 bench-curate: install
 	$(BIN)/python bench/curate.py

@@ -120,6 +120,19 @@ def exists(uri: str) -> bool:
     return fs.exists(path)
 
 
+def list_names(folder_uri: str) -> set[str]:
+    """Names of what lies directly in a folder (or S3 prefix), from one listing (never cached: s3_options); empty
+    if there is none.
+
+    One listing request (paged by S3 every 1,000 keys) instead of one request per file.
+    """
+    fs, path = filesystem(folder_uri)
+    try:
+        return {posixpath.basename(p.rstrip("/")) for p in fs.ls(path, detail=False)}
+    except FileNotFoundError:
+        return set()
+
+
 def is_dir(uri: str) -> bool:
     """True for an existing folder (or S3 prefix); False for anything else, a malformed URI included."""
     try:

@@ -63,8 +63,15 @@ def shard_uris(spec: str) -> list[str]:
 
 
 def check_shards(urls: list[str]) -> None:
-    """Fail before training if any shard is missing."""
-    missing = [u for u in urls if not storage.exists(u)]
+    """Fail before training if any shard is missing: one listing per folder, not one request per shard."""
+    listed: dict[str, set[str]] = {}
+    missing = []
+    for url in urls:
+        folder, name = posixpath.dirname(url) or ".", posixpath.basename(url)
+        if folder not in listed:
+            listed[folder] = storage.list_names(folder)
+        if name not in listed[folder]:
+            missing.append(url)
     if missing:
         raise ClipLineError(f"{len(missing)} of {len(urls)} shards do not exist, e.g. {missing[0]}",
                             "check the --data pattern and the storage location")
