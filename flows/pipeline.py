@@ -1,4 +1,4 @@
-"""The `pipeline` flow: ingest -> train -> evaluate -> distances -> report, as one DAG of stage flows.
+"""The `pipeline` flow: ingest -> (curate) -> train -> evaluate -> distances -> report, as one DAG of stage flows.
 
 Each stage is a flow run of its own (ingest_images, train_clip, ...), started
 by the `run_stage` task. Stages that do not depend on each other run at once
@@ -33,6 +33,7 @@ STAGE_FLOWS: dict[str, tuple[str, str]] = {
     "ingest_images": ("clipline.flows.ingest", "ingest_images"),
     "ingest_held_out": ("clipline.flows.ingest", "ingest_images"),
     "ingest_videos": ("clipline.flows.ingest_videos", "ingest_videos"),
+    "curate": ("clipline.flows.curate", "curate"),
     "train_clip": ("clipline.flows.train", "train_clip"),
     "train_video": ("clipline.flows.train_video", "train_video"),
     "evaluate": ("clipline.flows.evaluate", "evaluate"),

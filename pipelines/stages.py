@@ -1,7 +1,7 @@
 """The pipeline's stages: every stage's config built from one PipelineConfig, and the checks run before any starts.
 
-A stage is a flow (ingest_images, ingest_videos, train_clip, train_video,
-evaluate, dataset_distance) with its own config; `STAGE_DEPENDS` is the DAG.
+A stage is a flow (ingest_images, ingest_videos, curate, train_clip,
+train_video, evaluate, dataset_distance) with its own config; `STAGE_DEPENDS` is the DAG.
 All configs are built (and so validated) up front, so a bad parameter fails
 before the first stage, and `preflight` checks that storage and the Ray
 cluster answer. The paths of one pipeline's datasets and runs are fixed by its
@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from clipline.pipelines import storage
 from clipline.pipelines.config import (
+    CurateConfig,
     DatasetDistanceConfig,
     EvalConfig,
     FetchConfig,
@@ -45,7 +46,8 @@ STAGE_DEPENDS: dict[str, tuple[str, ...]] = {
     "ingest_images": (),
     "ingest_held_out": (),
     "ingest_videos": (),
-    "train_clip": ("ingest_images",),
+    "curate": ("ingest_images", "ingest_held_out"),
+    "train_clip": ("ingest_images", "curate"),  # curate when the pipeline has that stage
     "evaluate": ("train_clip", "ingest_held_out"),
     "train_video": ("train_clip", "ingest_videos"),
     "dataset_distance": ("train_clip", "ingest_images", "ingest_held_out", "ingest_videos"),
@@ -77,8 +79,18 @@ def _ingest(config: PipelineConfig, url_list: str, output: str) -> IngestConfig:
         image=ImageConfig(image_size=config.image_size, resize_mode="border"))
 
 
+def _curate(config: PipelineConfig, layout: Layout) -> CurateConfig:
+    options = config.curate.model_dump(exclude={"decontaminate_held_out"})
+    if config.curate.decontaminate_held_out:
+        options["decontaminate"] = [*options["decontaminate"], f"held-out={layout.dataset('held-out')}"]
+    return CurateConfig(data=layout.dataset("images"), output_uri=layout.dataset("curated"),
+                        scores_uri=storage.join(config.workdir, "curate-scores"),
+                        samples_per_shard=config.samples_per_shard, store=config.store, **options)
+
+
 def _train(config: PipelineConfig, layout: Layout) -> TrainConfig:
-    return TrainConfig(data=layout.dataset("images"), output_uri=layout.run("clip"), model=config.model,
+    data = layout.dataset("curated" if config.curate else "images")
+    return TrainConfig(data=data, output_uri=layout.run("clip"), model=config.model,
                        steps=config.steps, batch_size=config.batch_size, lr=config.lr, warmup=config.warmup,
                        workers=config.train_workers, checkpoint_every=max(config.steps // 2, 1), resampled=True,
                        data_workers=1, seed=config.seed, store=config.store, resume="auto")
@@ -91,6 +103,7 @@ def stage_configs(config: PipelineConfig) -> dict[str, BaseModel]:
     stages: dict[str, BaseModel] = {
         "ingest_images": _ingest(config, config.image_url_list, layout.dataset("images")),
         "ingest_held_out": _ingest(config, config.eval_url_list, layout.dataset("held-out")),
+        **({"curate": _curate(config, layout)} if config.curate else {}),
         "train_clip": _train(config, layout),
         "evaluate": EvalConfig(checkpoints=[clip_run], datasets=[layout.dataset("held-out")],
                                tasks=["zeroshot", "retrieval", "linear-probe"], strategy="all",

@@ -48,7 +48,8 @@ def _distances(result: dict) -> str:
 
 # stage -> the figures its summary line shows
 FIGURES = {"ingest_images": _fields("successes", "samples"), "ingest_held_out": _fields("successes", "samples"),
-           "ingest_videos": _fields("successes", "samples"), "train_clip": _fields("final_loss", "steps"),
+           "ingest_videos": _fields("successes", "samples"), "curate": _fields("total", "kept"),
+           "train_clip": _fields("final_loss", "steps"),
            "train_video": _fields("final_loss", "steps"), "evaluate": _evaluation, "dataset_distance": _distances}
 
 

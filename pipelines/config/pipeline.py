@@ -4,10 +4,23 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, create_model, field_validator
 
 from clipline.pipelines import storage
 from clipline.pipelines.config.base import Config, StoreConfig, _valid_uri, home_uri
+from clipline.pipelines.config.curate import CurateConfig
+
+# The pipeline's curate stage takes CurateConfig's options as they are declared there; the pipeline supplies
+# where the data comes from and goes to, and the store.
+PIPELINE_SUPPLIED = ("data", "output_uri", "scores_uri", "samples_per_shard", "store")
+CurateStage = create_model(
+    "CurateStage", __base__=Config,
+    __doc__="The pipeline's optional curate stage: CurateConfig's filters, run on the ingested training images "
+            "before training (which then reads the curated shards).",
+    decontaminate_held_out=(bool, Field(default=True, description="Also remove training images within "
+                                        "contamination_max_bits pHash bits of a held-out image.")),
+    **{name: (field.annotation, field) for name, field in CurateConfig.model_fields.items()
+       if name not in PIPELINE_SUPPLIED})
 
 
 class ReportConfig(Config):
@@ -65,6 +78,8 @@ class PipelineConfig(Config):
     text_model: str | None = Field(default=None, description="fastText .bin/.vec for caption vectors (none: train "
                                    "one on the captions).")
     seed: int = Field(default=0, description="Seed for training, sampling and distances.")
+    curate: CurateStage | None = Field(default=None, description="Curate the training images before training "
+                                       "(filters, dedup, decontamination: CurateConfig's options); off when absent.")
     store: StoreConfig = Field(default_factory=StoreConfig)
 
     @field_validator("workdir")

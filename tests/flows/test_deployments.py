@@ -81,13 +81,18 @@ def pipeline_config(url_lists: Path, root: Path, **overrides) -> dict:
 
 def test_pipeline_deployment_runs_every_stage_and_a_rerun_takes_them_from_the_cache(served, url_lists):
     env, root = served
-    config = pipeline_config(url_lists, root)
+    config = pipeline_config(url_lists, root, curate={"dedup": "exact"})  # + decontamination against held-out
     first = deployment_run(env, config)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     results = str(root / "results")
     flows = run_query(results, "SELECT flow, count(*) FROM runs WHERE status = 'completed' GROUP BY flow").rows
-    assert dict(flows) == {"ingest_images": 2, "train_clip": 1, "evaluate": 1, "dataset_distance": 1}
+    assert dict(flows) == {"ingest_images": 2, "curate": 1, "train_clip": 1, "evaluate": 1, "dataset_distance": 1}
     assert run_query(results, "SELECT count(*) FROM ingest_latest WHERE status = 'success'").rows == [(500,)]
+    (total, kept, output), = run_query(results, "SELECT total, kept, output_uri FROM curation_runs").rows
+    assert total == 400 and 0 < kept <= total and output == str(root / "work" / "datasets" / "curated")
+    trained_on = run_query(results, "SELECT json_extract_string(config, '$.data') FROM runs "
+                                     "WHERE flow = 'train_clip'").rows
+    assert trained_on == [(output,)]
     assert run_query(results, "SELECT max(step) FROM checkpoints").rows == [(6,)]
     assert run_query(results, "SELECT count(DISTINCT task) FROM eval_results").rows == [(3,)]
     assert (root / "work" / "report.html").stat().st_size > 10_000
@@ -98,7 +103,7 @@ def test_pipeline_deployment_runs_every_stage_and_a_rerun_takes_them_from_the_ca
 
     second = deployment_run(env, config)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    assert len(run_query(results, "SELECT * FROM runs").rows) == 5  # no stage ran again
+    assert len(run_query(results, "SELECT * FROM runs").rows) == 6  # no stage ran again
 
 
 def test_a_bad_parameter_fails_at_validation_naming_it(served, url_lists):

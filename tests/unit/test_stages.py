@@ -23,7 +23,7 @@ def test_every_stage_gets_a_config_wired_to_the_others(config, tmp_path):
     stages = stage_configs(config)
     assert list(stages) == ["ingest_images", "ingest_held_out", "train_clip", "evaluate", "ingest_videos",
                             "train_video", "dataset_distance"]
-    assert all(dep in stages for name in stages for dep in STAGE_DEPENDS[name])
+    assert all(dep in stages or dep == "curate" for name in stages for dep in STAGE_DEPENDS[name])  # curate: optional
     work = tmp_path / "work"
     assert stages["train_clip"].data == str(work / "datasets" / "images")
     assert stages["evaluate"].checkpoints == [str(work / "runs" / "clip")]
@@ -35,6 +35,30 @@ def test_every_stage_gets_a_config_wired_to_the_others(config, tmp_path):
 def test_without_a_video_list_the_video_stages_are_left_out(config):
     stages = stage_configs(config.model_copy(update={"video_url_list": None}))
     assert "ingest_videos" not in stages and "train_video" not in stages
+
+
+def test_a_curate_block_adds_the_stage_and_training_reads_what_it_keeps(config, tmp_path):
+    with_curate = PipelineConfig.model_validate(config.model_dump() | {"curate": {"dedup": "phash",
+                                                                                "min_caption_words": 3}})
+    stages = stage_configs(with_curate)
+    assert list(stages)[:4] == ["ingest_images", "ingest_held_out", "curate", "train_clip"]
+    assert set(STAGE_DEPENDS["curate"]) == {"ingest_images", "ingest_held_out"}
+    assert "curate" in STAGE_DEPENDS["train_clip"]
+    work, curate = tmp_path / "work", stages["curate"]
+    assert curate.data == str(work / "datasets" / "images")
+    assert (curate.dedup, curate.min_caption_words) == ("phash", 3)
+    assert curate.decontaminate == [f"held-out={work / 'datasets' / 'held-out'}"]
+    assert stages["train_clip"].data == curate.output_uri == str(work / "datasets" / "curated")
+    kept_out = stage_configs(PipelineConfig.model_validate(
+        config.model_dump() | {"curate": {"decontaminate_held_out": False}}))["curate"]
+    assert kept_out.decontaminate == []
+
+
+def test_a_bad_curate_block_fails_before_any_stage(config):
+    with pytest.raises(ValueError, match="needs --scorer"):
+        stage_configs(PipelineConfig.model_validate(config.model_dump() | {"curate": {"min_clip_score": 0.3}}))
+    with pytest.raises(ValueError, match="curate.output_uri"):  # the pipeline decides where curated shards go
+        PipelineConfig.model_validate(config.model_dump() | {"curate": {"output_uri": "/elsewhere"}})
 
 
 def test_a_missing_url_list_is_reported_before_any_stage(config, tmp_path):
