@@ -10,8 +10,9 @@ while it is the only one hiding another. One compaction per table runs at a
 time: each holds the table's lease (lease.py).
 
 DuckDB does the merge: it streams the inputs in file-name order (time order)
-into one zstd file, so memory stays flat however large the store (measured:
-~250 MB for a 500 MB table). Rows keep their writers' grouping: a writer file
+into one zstd file, so memory stays flat however large the store (bounded by
+--memory-limit, spilling past it; tests/unit/test_store_scale.py checks a table
+larger than the budget). Rows keep their writers' grouping: a writer file
 is one ingest shard's rows, or one flush of one run's metrics, so row groups
 stay clustered by dataset, shard and run, and their min/max statistics let a
 query filtered on those skip the rest. A global ORDER BY was tried and
@@ -81,21 +82,26 @@ def duckdb_path(uri: str) -> str:
     return path if protocol == "file" else f"{protocol}://{path}"
 
 
-def _quote(text: str) -> str:
+def sql_string(text: str) -> str:
+    """A SQL string literal."""
     return "'" + text.replace("'", "''") + "'"
+
+
+def parquet_list(uris: list[str]) -> str:
+    """The files as a DuckDB list literal for read_parquet."""
+    return "[" + ", ".join(sql_string(duckdb_path(u)) for u in uris) + "]"
 
 
 def _merge_sql(table: str, inputs: list[str], present: set[str], out_path: str) -> str:
     types = tables()[table].types
     columns = [f'CAST("{c}" AS {t}) AS "{c}"' if c in present else f'CAST(NULL AS {t}) AS "{c}"'
                for c, t in types.items()]
-    files = "[" + ", ".join(_quote(duckdb_path(u)) for u in inputs) + "]"
     names = json.dumps(sorted(posixpath.basename(u) for u in inputs))
     return (f"COPY (SELECT {', '.join(columns)}, parse_filename(filename) AS {COMPACTED_FROM} "
-            f"FROM read_parquet({files}, union_by_name = true, filename = true)) "
-            f"TO {_quote(out_path)} (FORMAT parquet, COMPRESSION zstd, "
-            f"ROW_GROUP_SIZE {ROW_GROUP_ROWS}, ROW_GROUP_SIZE_BYTES {_quote(ROW_GROUP_BYTES)}, "
-            f"KV_METADATA {{{_quote(COMPACTED_FROM_KEY)}: {_quote(names)}}})")
+            f"FROM read_parquet({parquet_list(inputs)}, union_by_name = true, filename = true)) "
+            f"TO {sql_string(out_path)} (FORMAT parquet, COMPRESSION zstd, "
+            f"ROW_GROUP_SIZE {ROW_GROUP_ROWS}, ROW_GROUP_SIZE_BYTES {sql_string(ROW_GROUP_BYTES)}, "
+            f"KV_METADATA {{{sql_string(COMPACTED_FROM_KEY)}: {sql_string(names)}}})")
 
 
 def _merge(results_uri: str, table: str, inputs: list[str], out_path: str, memory_limit: str) -> int:
@@ -106,9 +112,8 @@ def _merge(results_uri: str, table: str, inputs: list[str], out_path: str, memor
         try:
             if not storage.is_local(results_uri):
                 con.register_filesystem(storage.filesystem(results_uri)[0])
-            files = "[" + ", ".join(_quote(duckdb_path(u)) for u in inputs) + "]"
             present = {row[0] for row in con.execute(
-                f"DESCRIBE SELECT * FROM read_parquet({files}, union_by_name = true)").fetchall()}
+                f"DESCRIBE SELECT * FROM read_parquet({parquet_list(inputs)}, union_by_name = true)").fetchall()}
             (rows,) = con.execute(_merge_sql(table, inputs, present, out_path)).fetchone()
             return rows
         finally:

@@ -24,7 +24,7 @@ import duckdb
 from clipline.pipelines import storage
 from clipline.pipelines.config import QueryLimits
 from clipline.pipelines.errors import ClipLineError
-from clipline.pipelines.store.compact import duckdb_path, hidden_files, table_files
+from clipline.pipelines.store.compact import duckdb_path, hidden_files, parquet_list, sql_string, table_files
 from clipline.pipelines.store.schema import COMPACTED_FROM, ddl_files, sql_dir, tables
 
 log = logging.getLogger(__name__)
@@ -40,14 +40,9 @@ class QueryResult:
     rows: list[tuple]
 
 
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _table_view_sql(table: str, files: list[str]) -> str:
-    listed = ", ".join(_quote(duckdb_path(uri)) for uri in files)
     return (f'CREATE VIEW "{table}" AS SELECT * EXCLUDE ({COMPACTED_FROM}) '
-            f"FROM read_parquet([{listed}], union_by_name = true)")
+            f"FROM read_parquet({parquet_list(files)}, union_by_name = true)")
 
 
 def visible_files(results_uri: str, table: str) -> list[str]:
@@ -88,7 +83,7 @@ def connect(results_uri: str, locked: bool = True, limits: QueryLimits | None = 
 
 def _lock_down(con: duckdb.DuckDBPyConnection, location: str) -> None:
     # Order matters: allowed_directories cannot be set once external access is off.
-    con.execute(f"SET allowed_directories = [{_quote(location.rstrip('/') + '/')}]")
+    con.execute(f"SET allowed_directories = [{sql_string(location.rstrip('/') + '/')}]")
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
 
