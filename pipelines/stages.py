@@ -10,6 +10,7 @@ workdir, which is what lets a rerun find (and skip) the stages that finished.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import socket
@@ -79,18 +80,36 @@ def _ingest(config: PipelineConfig, url_list: str, output: str) -> IngestConfig:
         image=ImageConfig(image_size=config.image_size, resize_mode="border"))
 
 
+def _curated_name(config: PipelineConfig) -> str | None:
+    """The curated dataset's name, keyed by the curate block: other options give another dataset (and training
+    run), so a rerun never resumes a run on data it was not trained on."""
+    if config.curate is None:
+        return None
+    return "curated-" + hashlib.sha256(config.curate.model_dump_json().encode()).hexdigest()[:8]
+
+
 def _curate(config: PipelineConfig, layout: Layout) -> CurateConfig:
     options = config.curate.model_dump(exclude={"decontaminate_held_out"})
     if config.curate.decontaminate_held_out:
         options["decontaminate"] = [*options["decontaminate"], f"held-out={layout.dataset('held-out')}"]
-    return CurateConfig(data=layout.dataset("images"), output_uri=layout.dataset("curated"),
+    return CurateConfig(data=layout.dataset("images"), output_uri=layout.dataset(_curated_name(config)),
                         scores_uri=storage.join(config.workdir, "curate-scores"),
                         samples_per_shard=config.samples_per_shard, store=config.store, **options)
 
 
+def _run_name(config: PipelineConfig, base: str) -> str:
+    """A training run's folder name: runs on curated data carry the curated dataset's name."""
+    curated = _curated_name(config)
+    return f"{base}-{curated}" if curated else base
+
+
+def _clip_run(config: PipelineConfig, layout: Layout) -> str:
+    return layout.run(_run_name(config, "clip"))
+
+
 def _train(config: PipelineConfig, layout: Layout) -> TrainConfig:
-    data = layout.dataset("curated" if config.curate else "images")
-    return TrainConfig(data=data, output_uri=layout.run("clip"), model=config.model,
+    data = layout.dataset(_curated_name(config) or "images")
+    return TrainConfig(data=data, output_uri=_clip_run(config, layout), model=config.model,
                        steps=config.steps, batch_size=config.batch_size, lr=config.lr, warmup=config.warmup,
                        workers=config.train_workers, checkpoint_every=max(config.steps // 2, 1), resampled=True,
                        data_workers=1, seed=config.seed, store=config.store, resume="auto")
@@ -99,7 +118,7 @@ def _train(config: PipelineConfig, layout: Layout) -> TrainConfig:
 def stage_configs(config: PipelineConfig) -> dict[str, BaseModel]:
     """Every stage's config, in DAG order; a stage without input (no video list) is left out."""
     layout = Layout(config.workdir)
-    clip_run = layout.run("clip")
+    clip_run = _clip_run(config, layout)
     stages: dict[str, BaseModel] = {
         "ingest_images": _ingest(config, config.image_url_list, layout.dataset("images")),
         "ingest_held_out": _ingest(config, config.eval_url_list, layout.dataset("held-out")),
@@ -120,7 +139,8 @@ def stage_configs(config: PipelineConfig) -> dict[str, BaseModel]:
             image=ImageConfig(image_size=config.image_size, resize_mode="center_crop"),
             video=VideoConfig(num_frames=config.num_frames))
         stages["train_video"] = VideoTrainConfig(
-            data=layout.dataset("videos"), output_uri=layout.run(f"video-{config.video_head}"), model=config.model,
+            data=layout.dataset("videos"), output_uri=layout.run(_run_name(config, f"video-{config.video_head}")),
+            model=config.model,
             init=ckpt.checkpoint_uri(clip_run, config.steps), steps=config.video_steps,
             batch_size=min(config.batch_size, 32), lr=config.lr,
             warmup=min(config.warmup, config.video_steps // 4), workers=0, head=config.video_head,

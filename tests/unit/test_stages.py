@@ -48,7 +48,13 @@ def test_a_curate_block_adds_the_stage_and_training_reads_what_it_keeps(config, 
     assert curate.data == str(work / "datasets" / "images")
     assert (curate.dedup, curate.min_caption_words) == ("phash", 3)
     assert curate.decontaminate == [f"held-out={work / 'datasets' / 'held-out'}"]
-    assert stages["train_clip"].data == curate.output_uri == str(work / "datasets" / "curated")
+    curated = curate.output_uri.rsplit("/", 1)[1]
+    assert curated.startswith("curated-") and stages["train_clip"].data == str(work / "datasets" / curated)
+    assert stages["train_clip"].output_uri == str(work / "runs" / f"clip-{curated}")  # a run per curated dataset
+    assert stages["evaluate"].checkpoints == [stages["train_clip"].output_uri]
+    assert stages["train_video"].output_uri == str(work / "runs" / f"video-transformer-{curated}")
+    other = stage_configs(PipelineConfig.model_validate(config.model_dump() | {"curate": {"dedup": "exact"}}))
+    assert other["curate"].output_uri != curate.output_uri
     kept_out = stage_configs(PipelineConfig.model_validate(
         config.model_dump() | {"curate": {"decontaminate_held_out": False}}))["curate"]
     assert kept_out.decontaminate == []
