@@ -34,6 +34,9 @@ class TrainConfig(Config):
     beta2: float = Field(default=0.98, description="AdamW beta2 (CLIP's value).")
     eps: float = Field(default=1e-6, description="AdamW epsilon (CLIP's value).")
     workers: int = Field(default=1, ge=0, description="Ray Train workers; 0 runs the loop in this process.")
+    min_workers: int | None = Field(default=None, ge=1, description="Elastic training: go on with as few as this "
+                                    "many workers when nodes are lost (and grow back to --workers when they return); "
+                                    "gradient accumulation rises so the global batch stays the same.")
     gpu: bool = Field(default=False, description="One CUDA device per worker.")
     precision: Literal["fp32", "bf16", "amp"] = Field(default="fp32", description="fp32, or bf16/amp autocast "
                                                       "(GPU).")
@@ -103,6 +106,8 @@ class TrainConfig(Config):
             raise ValueError(f"precision {self.precision} needs gpu; use fp32 on CPU")
         if self.data_weights is not None:
             self._check_weights()
+        if self.min_workers is not None and not 1 <= self.min_workers <= self.workers:
+            raise ValueError(f"min_workers {self.min_workers} must be between 1 and workers ({self.workers})")
         if self.distill_model and self.loss != "clip":
             raise ValueError("distill_model works with loss clip (open_clip's DistillClipLoss)")
         return self

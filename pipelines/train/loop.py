@@ -24,8 +24,8 @@ from tqdm import tqdm
 from clipline.pipelines.config import TrainConfig
 from clipline.pipelines.data.loader import LoaderSpec, expand_shards, shard_weights
 from clipline.pipelines.data.stream import DataPosition, endless_batches
-from clipline.pipelines.errors import ClipLineError
 from clipline.pipelines.train import checkpoint as ckpt
+from clipline.pipelines.train.elastic import step_shape
 from clipline.pipelines.train.kinds import TRAINING_KINDS, TrainingKind, TrainingModel
 from clipline.pipelines.train.metrics import MetricsLog
 from clipline.pipelines.train.optim import build_optimizer, cosine_lr, set_lr
@@ -66,16 +66,18 @@ def start_checkpoint(config: TrainConfig, loop_config: dict) -> str | None:
     return written[-1] if written else loop_config.get("resume_from")
 
 
-def _restore(uri: str, built: TrainingModel, optimizer, rank: int, device) -> Progress:
+def _restore(uri: str, built: TrainingModel, optimizer, rank: int, world: int, device) -> Progress:
     loaded = ckpt.load_checkpoint(uri, files=built.weight_files)
     for name, module in built.weight_files.items():
         module.load_state_dict(loaded.files[name])
     optimizer.load_state_dict(loaded.state["optimizer"])
     state = loaded.state
     ranks = state["ranks"]
-    if rank >= len(ranks):
-        raise ClipLineError(f"{uri} was written by {len(ranks)} workers; this run has more",
-                            "resume with the --workers the run started with")
+    if len(ranks) != world:  # elastic: the world changed size, and with it how shards are split between ranks
+        log.warning("worker %d: %s was written by %d workers, %d run now: the data goes on with epoch %d's fresh "
+                    "order", rank, uri, len(ranks), world, int(state["epoch"]) + 1)
+        ckpt.restore_rng(ranks[rank % len(ranks)]["rng"], device)
+        return Progress(int(state["step"]), int(state["samples_seen"]), DataPosition(epoch=int(state["epoch"]) + 1))
     ckpt.restore_rng(ranks[rank]["rng"], device)
     return Progress(int(state["step"]), int(state["samples_seen"]), DataPosition.from_state(ranks[rank]["data"]))
 
@@ -101,7 +103,7 @@ def train_loop(loop_config: dict) -> None:
     progress = Progress()
     resume_uri = start_checkpoint(config, loop_config)
     if resume_uri:
-        progress = _restore(resume_uri, built, optimizer, rank, device)
+        progress = _restore(resume_uri, built, optimizer, rank, world, device)
         log.info("worker %d resumed from %s at step %d", rank, resume_uri, progress.step)
     if world > 1:
         model = ray.train.torch.prepare_model(model, move_to_device=False)
@@ -110,20 +112,21 @@ def train_loop(loop_config: dict) -> None:
     scaler = torch.amp.GradScaler() if config.precision == "amp" else None
     loss_fn = build_loss(config, rank, world)
     batches = endless_batches(loader_spec(config, rank, world), built.decode_train, built.tokenizer, progress.data)
-    metrics = MetricsLog(config, run_id, rank, world)
+    shape = step_shape(config, world)
+    metrics = MetricsLog(config, run_id, rank, world, shape.accum_freq)
     bar = tqdm(total=total_steps, initial=progress.step, disable=rank != 0, unit="step", mininterval=2)
     while progress.step < total_steps:
         set_lr(optimizer, cosine_lr(progress.step, config.lr, config.warmup, total_steps))
         waited = time.perf_counter()
         micro, skipped = [], 0
-        for _ in range(config.accum_freq):
+        for _ in range(shape.accum_freq):
             _, batch = next(batches)
             micro.append((batch.inputs.to(device, non_blocking=True), batch.tokens.to(device, non_blocking=True)))
             skipped += batch.skipped
         data_time = time.perf_counter() - waited
         loss = train_step(model, loss_fn, optimizer, scaler, micro, config, device, teacher)
         progress.step += 1
-        progress.samples_seen += config.batch_size * config.accum_freq * world
+        progress.samples_seen += shape.global_batch
         metrics.record(progress.step, loss, optimizer, ckpt.unwrap(model), data_time, skipped, progress.data.epoch)
         bar.update(1)
         if progress.step % config.checkpoint_every == 0 or progress.step == total_steps:

@@ -20,10 +20,12 @@ def _all_reduce(values: list[float], op=dist.ReduceOp.SUM) -> list[float]:
 
 
 class MetricsLog:
-    """Every `log_every` steps: loss, lr, logit scale, samples/s, data time, skipped samples, epoch."""
+    """Every `log_every` steps: loss, lr, logit scale, samples/s, data time, skipped samples, epoch, and the
+    workers running and their accumulation (elastic training changes both)."""
 
-    def __init__(self, config: TrainConfig, run_id: str, rank: int, world_size: int):
+    def __init__(self, config: TrainConfig, run_id: str, rank: int, world_size: int, accum_freq: int | None = None):
         self.config, self.run_id, self.rank, self.world = config, run_id, rank, world_size
+        self.accum_freq = accum_freq or config.accum_freq  # raised by elastic training when workers are lost
         self.writer = ResultsWriter(config.store) if rank == 0 else None
         self._window = {"loss": 0.0, "data_time": 0.0, "skipped": 0.0, "steps": 0}
         self._window_start = time.perf_counter()
@@ -47,10 +49,12 @@ class MetricsLog:
             "loss": loss_sum / (steps * self.world),
             "lr": optimizer.param_groups[0]["lr"],
             "logit_scale": model.logit_scale.exp().item(),
-            "samples_per_s": steps * self.config.batch_size * self.config.accum_freq * self.world / elapsed,
+            "samples_per_s": steps * self.config.batch_size * self.accum_freq * self.world / elapsed,
             "data_time_s": data_sum / (steps * self.world),
             "skipped_samples": float(self.skipped_total),
             "epoch": float(epoch),
+            "workers": float(self.world),
+            "accum_freq": float(self.accum_freq),
         }
         self._window = {"loss": 0.0, "data_time": 0.0, "skipped": 0.0, "steps": 0}
         self._window_start = time.perf_counter()

@@ -140,7 +140,8 @@ def _scaling(config: TrainConfig) -> ScalingConfig:
     ensure_ray()
     # Split the CPUs between workers so torch's intra-op threads do not oversubscribe the cores.
     cpus = max(1, cluster_cpus() // config.workers) if not config.gpu else 1
-    return ScalingConfig(num_workers=config.workers, use_gpu=config.gpu, resources_per_worker={"CPU": cpus})
+    workers = (config.min_workers, config.workers) if config.min_workers else config.workers  # elastic: a range
+    return ScalingConfig(num_workers=workers, use_gpu=config.gpu, resources_per_worker={"CPU": cpus})
 
 
 def fit(config: TrainConfig, plan: TrainPlan, run_id: str) -> dict:
