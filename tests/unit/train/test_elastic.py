@@ -7,15 +7,12 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from PIL import Image
 
-from clipline.flows.demo_sample import caption
 from clipline.pipelines.config import TrainConfig
 from clipline.pipelines.train.elastic import step_shape
-from clipline.pipelines.train.kinds import ImageText, build_clip
+from clipline.pipelines.train.kinds import ImageText
 from clipline.pipelines.train.optim import build_optimizer
 from clipline.pipelines.train.step import build_loss, train_step
-from support.shards import digit_images
 
 BATCH = 16  # per worker per micro-batch
 
@@ -55,17 +52,8 @@ def _worker(rank: int, world: int, init_file: str, out: str) -> None:
     dist.destroy_process_group()
 
 
-@pytest.fixture(scope="module")
-def inputs():
-    """32 real digits and their captions, as the model takes them."""
-    built = build_clip(config(1), augment=False)
-    images, labels = digit_images()
-    pixels = torch.stack([built.preprocess_val(Image.fromarray(p, "L").convert("RGB")) for p in images[:2 * BATCH]])
-    return pixels, built.tokenizer([caption(int(label)) for label in labels[:2 * BATCH]])
-
-
-def test_one_worker_accumulating_twice_equals_two_workers(inputs, tmp_path):
-    images, tokens = inputs
+def test_one_worker_accumulating_twice_equals_two_workers(batch, tmp_path):
+    images, tokens = batch
     out = str(tmp_path / "world2.pt")
     torch.save((images, tokens), out + ".inputs")
     mp.spawn(_worker, args=(2, str(tmp_path / "init"), out), nprocs=2, join=True)

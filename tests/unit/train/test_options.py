@@ -8,9 +8,7 @@ import os
 import pytest
 import torch
 from open_clip.loss import ClipLoss, DistillClipLoss, SigLipLoss
-from PIL import Image
 
-from clipline.flows.demo_sample import caption
 from clipline.pipelines.config import StoreConfig, TrainConfig
 from clipline.pipelines.errors import ClipLineError
 from clipline.pipelines.models.registry import build_model
@@ -18,7 +16,6 @@ from clipline.pipelines.train import checkpoint as ckpt
 from clipline.pipelines.train.kinds import ImageText
 from clipline.pipelines.train.step import build_loss, train_step
 from clipline.pipelines.train.trainer import plan_training
-from support.shards import digit_images
 
 CPU = torch.device("cpu")
 
@@ -27,15 +24,6 @@ def config(tmp_path, **overrides) -> TrainConfig:
     settings = dict(data=str(tmp_path / "unused.tar"), output_uri=str(tmp_path / "run"), steps=1, augment=False,
                     weight_decay=0.0, store=StoreConfig(results_uri=str(tmp_path / "results")))
     return TrainConfig(**{**settings, **overrides})
-
-
-@pytest.fixture(scope="module")
-def batch():
-    """32 real digits and their captions, preprocessed as validation does (deterministic)."""
-    images, labels = digit_images()
-    built = build_model("clipline-tiny", augment=False)
-    pixels = torch.stack([built.preprocess_val(Image.fromarray(im, "L").convert("RGB")) for im in images[:32]])
-    return pixels, built.tokenizer([caption(int(label)) for label in labels[:32]])
 
 
 def step_grads(cfg: TrainConfig, micro_batches, teacher=None, model=None) -> tuple[float, dict]:
