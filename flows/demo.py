@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from clipline.flows import prefect_api
 from clipline.flows.cli import main as clipline
 from clipline.flows.demo_sample import DIGIT_NAMES, build_digit_sample, build_video_sample, serve_folder
 from clipline.pipelines import storage
@@ -61,10 +62,12 @@ def main() -> int:
     home = Path(storage.split_protocol(storage.join(home_uri(), "demo"))[1])
     home.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
+    prefect_api.start_in_background()  # the CLI's temporary Prefect server: it stops when the demo ends, or dies
     with serve_folder(home / "sample") as base_url:
         config = demo_config(home, base_url)
         from clipline.flows.pipeline import pipeline  # imports Prefect, Ray and torch
 
+        prefect_api.ready()
         result = pipeline(config)
     results = config.store.results_uri
     for query in ("leaderboard", "distances"):
