@@ -9,7 +9,7 @@ Each route models one failure (or success) mode the crawler must handle (GET and
     /no-content-type/<photo>.jpg  200 photo bytes, no Content-Type header
     /static/<path>              whatever add_file() registered (videos, ...), else 404
     /404, /500                  always that status
-    /flaky/<photo>.jpg          500 on the first request to that path, then 200
+    /flaky/[any/]<photo>.jpg    500 on the first request to that path, then 200 (a prefix gives a fresh path)
     /429/<photo>.jpg            429 + Retry-After: 1 on the first request, then 200
     /slow.jpg                   correct Content-Length, body trickled 100 B / 0.5 s
     /truncated.jpg              first 40% of a JPEG, Content-Length matching what is sent
@@ -286,7 +286,7 @@ def _img(req: Request) -> Reply:
 
 def _fail_first(req: Request, status: int, headers: dict[str, str] | None = None) -> Reply:
     """Fail the first request to this exact path, then serve the photo (retry tests)."""
-    name = _photo_name(req.rest, ".jpg")
+    name = _photo_name(req.rest.rsplit("/", 1)[-1], ".jpg")
     if name is None:
         return _not_found()
     if req.hit == 1:

@@ -173,3 +173,21 @@ def _eval_row(i: int) -> dict:
     return {"run_id": "r", "time": now(), "checkpoint": "c", "dataset": "d", "task": "zeroshot",
             "strategy": "single", "metric": f"m{i}",
             "value": float(i)}
+
+
+def test_a_failed_s3_write_aborts_its_multipart_upload(s3_uri, monkeypatch):
+    """An S3 write that fails mid-way publishes nothing and leaves no multipart upload behind (its parts
+    would be stored, and billed, until a lifecycle rule removed them)."""
+    import s3fs
+
+    monkeypatch.setattr(s3fs.S3FileSystem, "default_block_size", 5 * 2**20)  # S3's smallest part: 2 parts below
+    uri = f"{s3_uri}/out/big.bin"
+    fs, _ = storage.filesystem(uri)
+    bucket = s3_uri.removeprefix("s3://").split("/")[0]
+    with pytest.raises(RuntimeError, match="the writer failed"), storage.atomic_write(uri) as f:
+        for _ in range(12):
+            f.write(b"\0" * 2**20)
+        assert fs.list_multipart_uploads(bucket), "the write never started a multipart upload: the test is moot"
+        raise RuntimeError("the writer failed")
+    assert not storage.exists(uri)
+    assert fs.list_multipart_uploads(bucket) == []

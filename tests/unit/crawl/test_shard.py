@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import uuid
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -129,10 +130,16 @@ def test_shard_written_to_s3(http_server, s3_uri):
     assert storage.exists(ShardFiles.of(out, 0).stats)
 
 
-def _flaky_shard(http_server, tmp_path, photo: str):
+@pytest.fixture(params=["local", "s3"])
+def out_root(request, tmp_path) -> str:
+    """Where the shard goes: a local folder, or a prefix on the moto S3 server (moves there are copy + delete)."""
+    return str(tmp_path / "out") if request.param == "local" else f"{request.getfixturevalue('s3_uri')}/out"
+
+
+def _flaky_shard(http_server, root: str, photo: str):
     """A committed shard with one failure (a 500: /flaky/ fails once per session) that --retry-failed mends."""
-    paths = ["/img/rocket.jpg", f"/flaky/{photo}.jpg"]
-    first = ingest_config("x.csv", str(tmp_path))
+    paths = ["/img/rocket.jpg", f"/flaky/{uuid.uuid4().hex[:8]}/{photo}.jpg"]  # a fresh path: fails once
+    first = ingest_config("x.csv", root)
     first = first.model_copy(update={"fetch": first.fetch.model_copy(update={"retries": 0})})
     assert crawl(first, url_table(http_server, paths)).stats["successes"] == 1
     return first.model_copy(update={"retry_failed": True}), url_table(http_server, paths)
@@ -148,11 +155,11 @@ def _consistent(files: ShardFiles, successes: int) -> None:
     assert stats["successes"] == statuses.count("success") == len(read_samples(files.tar)) == successes
 
 
-def test_retry_failed_that_dies_between_its_writes_leaves_the_old_shard_whole(http_server, tmp_path, monkeypatch):
+def test_retry_failed_that_dies_between_its_writes_leaves_the_old_shard_whole(http_server, out_root, monkeypatch):
     from clipline.pipelines.crawl import writer
 
-    retry, table = _flaky_shard(http_server, tmp_path, "chelsea")
-    files = ShardFiles.of(str(tmp_path), 0)
+    retry, table = _flaky_shard(http_server, out_root, "chelsea")
+    files = ShardFiles.of(out_root, 0)
     old = _shard_bytes(files)
 
     def dies(*args):
@@ -164,12 +171,13 @@ def test_retry_failed_that_dies_between_its_writes_leaves_the_old_shard_whole(ht
     assert _shard_bytes(files) == old
     assert crawl(retry, table).stats["successes"] == 2
     _consistent(files, 2)
-    assert not storage.glob(str(tmp_path / "*.retry")) and not storage.glob(str(tmp_path / "*_retry.json"))
+    leftovers = [u for pattern in ("*.retry", "*_retry.json") for u in storage.glob(storage.join(out_root, pattern))]
+    assert not leftovers
 
 
-def test_retry_failed_that_dies_while_publishing_is_completed_by_the_next_run(http_server, tmp_path, monkeypatch):
-    retry, table = _flaky_shard(http_server, tmp_path, "camera")
-    files = ShardFiles.of(str(tmp_path), 0)
+def test_retry_failed_that_dies_while_publishing_is_completed_by_the_next_run(http_server, out_root, monkeypatch):
+    retry, table = _flaky_shard(http_server, out_root, "camera")
+    files = ShardFiles.of(out_root, 0)
     real_move, moves = storage.move, []
 
     def dies_on_the_second_move(src, dst):
