@@ -27,7 +27,7 @@ from clipline.pipelines.data.stream import DataPosition, endless_batches
 from clipline.pipelines.train import checkpoint as ckpt
 from clipline.pipelines.train.elastic import step_shape
 from clipline.pipelines.train.kinds import TRAINING_KINDS, TrainingKind, TrainingModel
-from clipline.pipelines.train.metrics import MetricsLog
+from clipline.pipelines.train.metrics import MetricsLog, record_worker
 from clipline.pipelines.train.optim import build_optimizer, cosine_lr, set_lr
 from clipline.pipelines.train.step import build_loss, train_step
 
@@ -113,6 +113,7 @@ def train_loop(loop_config: dict) -> None:
     loss_fn = build_loss(config, rank, world)
     batches = endless_batches(loader_spec(config, rank, world), built.decode_train, built.tokenizer, progress.data)
     shape = step_shape(config, world)
+    record_worker(config, run_id, rank, world, shape.accum_freq, progress.step)
     metrics = MetricsLog(config, run_id, rank, world, shape.accum_freq)
     bar = tqdm(total=total_steps, initial=progress.step, disable=rank != 0, unit="step", mininterval=2)
     while progress.step < total_steps:

@@ -7,8 +7,16 @@ import time
 import torch
 import torch.distributed as dist
 
+from clipline.pipelines.compute import current_node
 from clipline.pipelines.config import TrainConfig
 from clipline.pipelines.store.writer import ResultsWriter, now
+
+
+def record_worker(config: TrainConfig, run_id: str, rank: int, world: int, accum_freq: int, from_step: int) -> None:
+    """This worker's row of `train_workers` for this attempt: where it runs and from which step."""
+    with ResultsWriter(config.store) as store:
+        store.append("train_workers", [{"run_id": run_id, "rank": rank, "world_size": world, "accum_freq": accum_freq,
+                                        "from_step": from_step, "node": current_node(), "started_at": now()}])
 
 
 def _all_reduce(values: list[float], op=dist.ReduceOp.SUM) -> list[float]:

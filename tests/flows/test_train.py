@@ -115,6 +115,13 @@ def test_a_killed_worker_is_replaced_and_resumes_from_the_checkpoint(ray_cluster
     assert len(final.state["ranks"]) == 2  # each rank's RNG and data position
     data = [rank["data"] for rank in final.state["ranks"]]
     assert data[0]["shard_order"] != data[1]["shard_order"]
+    # train_workers: a row per worker per attempt, each naming a live Ray node; the second attempt's from_step is
+    # the checkpoint it resumed from.
+    attempts = run_query(config.store.results_uri, "SELECT from_step, list(rank ORDER BY rank), min(world_size), "
+                         "count(DISTINCT node) FILTER (node LIKE '%/%') FROM train_workers GROUP BY from_step "
+                         "ORDER BY from_step").rows
+    assert attempts[0] == (0, [0, 1], 2, 1) and len(attempts) == 2
+    assert attempts[1][:3] == (second[0] - 1 if second else at_kill, [0, 1], 2)
 
 
 def test_train_clip_flow_records_the_run(prefect_server, shards, tmp_path):

@@ -23,7 +23,7 @@ ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray workers c
 STATS = {"count": 2, "successes": 1, "duplicates": 0, "bytes": 10, "duration": 0.5}
 
 
-@pytest.mark.parametrize("table", ["ingest_shards", "eval_results", "dataset_embeddings"])
+@pytest.mark.parametrize("table", ["ingest_shards", "train_workers", "eval_results", "dataset_embeddings"])
 def test_fan_out_tables_declare_a_node_column(table):
     assert schema.tables()[table].schema.field("node").type == "string"
 
