@@ -128,7 +128,7 @@ def stage_configs(config: PipelineConfig) -> dict[str, BaseModel]:
                                tasks=["zeroshot", "retrieval", "linear-probe"], strategy="all",
                                classnames_uri=storage.join(config.workdir, CLASSNAMES_FILE),
                                plots_uri=storage.join(config.workdir, "plots"), seed=config.seed,
-                               store=config.store),
+                               workers=config.eval_workers, store=config.store),
     }
     distance_sets = [f"images={layout.dataset('images')}", f"held-out={layout.dataset('held-out')}"]
     if config.video_url_list:
@@ -149,6 +149,7 @@ def stage_configs(config: PipelineConfig) -> dict[str, BaseModel]:
         distance_sets.append(f"videos={layout.dataset('videos')}")
     stages["dataset_distance"] = DatasetDistanceConfig(
         datasets=distance_sets, samples=config.distance_samples, image_encoder=clip_run, store=config.store,
+        workers=config.distance_workers,
         frames_per_video=config.num_frames,
         output_uri=storage.join(config.workdir, "distances"),
         distance={"seed": config.seed, "fasttext": {"model_uri": config.text_model}})

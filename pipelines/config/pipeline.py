@@ -71,6 +71,10 @@ class PipelineConfig(Config):
     lr: float = Field(default=1e-3, gt=0, description="Peak learning rate.")
     warmup: int = Field(default=20, ge=0, description="Warm-up steps.")
     train_workers: int = Field(default=0, ge=0, description="Ray Train workers (0: in the flow's process).")
+    eval_workers: int = Field(default=0, ge=0, description="(checkpoint, dataset) pairs evaluated at once as Ray "
+                              "tasks (0: in the stage's process; on a cluster, tasks spread over the nodes).")
+    distance_workers: int = Field(default=0, ge=0, description="Datasets embedded at once as Ray tasks for the "
+                                  "distances (0: in the stage's process; on a cluster, 2-3 spread them over nodes).")
     video_steps: int = Field(default=30, ge=1, description="Video head training steps (on the trained CLIP).")
     video_head: Literal["mean", "lstm", "transformer"] = Field(default="transformer", description="Temporal head.")
     num_frames: int = Field(default=4, ge=1, description="Frames per clip (ingest and video training).")

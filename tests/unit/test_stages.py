@@ -32,6 +32,12 @@ def test_every_stage_gets_a_config_wired_to_the_others(config, tmp_path):
     assert [d.split("=")[0] for d in stages["dataset_distance"].datasets] == ["images", "held-out", "videos"]
 
 
+def test_fan_out_workers_reach_the_evaluate_and_distance_stages(config):
+    stages = stage_configs(config.model_copy(update={"eval_workers": 2, "distance_workers": 3}))
+    assert (stages["evaluate"].workers, stages["dataset_distance"].workers) == (2, 3)
+    assert stage_configs(config)["dataset_distance"].workers == 0
+
+
 def test_without_a_video_list_the_video_stages_are_left_out(config):
     stages = stage_configs(config.model_copy(update={"video_url_list": None}))
     assert "ingest_videos" not in stages and "train_video" not in stages
