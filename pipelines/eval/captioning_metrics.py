@@ -90,8 +90,18 @@ def tokenize(candidates: Sequence[str], references: Sequence[Sequence[str]], use
     gts = {i: [{"caption": text} for text in refs] for i, refs in enumerate(references)}
     res = {i: [{"caption": text}] for i, text in enumerate(candidates)}
     if use_java and java_problem() is None:
-        return java_tokenize(gts), java_tokenize(res), "ptb-java"
+        try:
+            return _checked(java_tokenize(gts), gts), _checked(java_tokenize(res), res), "ptb-java"
+        except (OSError, ValueError, subprocess.SubprocessError) as e:  # e.g. a read-only site-packages
+            log.warning("the PTB tokenizer jar failed (%s); tokenizing in Python instead", e)
     return python_tokenize(gts), python_tokenize(res), "python"
+
+
+def _checked(tokenized: dict, given: dict) -> dict:
+    """The jar's output, refused when it lost lines (pycocoevalcap would pair captions with the wrong ones)."""
+    if {k: len(v) for k, v in tokenized.items()} != {k: len(v) for k, v in given.items()}:
+        raise ValueError("its output does not have one line per caption")
+    return tokenized
 
 
 def _quiet(score: Callable[[dict, dict], tuple]) -> Callable[[dict, dict], tuple]:

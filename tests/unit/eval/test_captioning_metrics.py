@@ -79,3 +79,11 @@ def test_spice_is_unavailable_with_the_reason_when_its_jars_are_missing(monkeypa
         assert "no-such-corenlp.jar missing" in captioning_metrics.spice_problem()
     else:
         assert captioning_metrics.spice_problem() == java_problem()
+
+
+def test_a_tokenizer_jar_that_loses_lines_is_replaced_by_the_python_tokenizer(monkeypatch):
+    monkeypatch.setattr(captioning_metrics, "java_problem", lambda: None)
+    monkeypatch.setattr(captioning_metrics, "java_tokenize", lambda captions: {})  # the jar printed nothing
+    gts, res, tokenizer = captioning_metrics.tokenize(["A dog, running."], [["a dog runs", "Two dogs!"]])
+    assert tokenizer == "python"
+    assert (gts, res) == ({0: ["a dog runs", "two dogs"]}, {0: ["a dog running"]})
