@@ -10,9 +10,12 @@ from captioning_data import HELD_OUT, untrained_clip, write_captioned_digits
 from captioning_reference import clip_benchmark_captioning, clip_benchmark_dir
 
 from clipline.flows.cli import main
+from clipline.flows.demo_sample import DIGIT_NAMES
+from clipline.pipelines.eval.datasets import DatasetOptions, load_dataset
 from clipline.pipelines.eval.features import embed_images, load_encoder
 from clipline.pipelines.shard_format import index_tar, stream_members
 from clipline.pipelines.store.query import named_query_sql, run_query
+from support.shards import digit_images
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +83,12 @@ def test_the_baseline_is_not_a_clip_model(baseline, prefect_server, tmp_path, ca
                    "--results-uri", str(tmp_path / "results")])
     assert status == 2
     assert "is a captioner without CLIP towers" in capsys.readouterr().err
+
+
+def test_references_are_the_txt_lines_then_the_json_captions(tmp_path):
+    shard = write_captioned_digits(tmp_path / "00000.tar", 3, offset=HELD_OUT, more_references=True)
+    dataset = load_dataset(shard, DatasetOptions(tasks=("captioning",)))
+    name = DIGIT_NAMES[int(digit_images()[1][HELD_OUT + 1])]
+    assert dataset.captions[1] == (f"the digit {name}", f"a handwritten {name}", f"a photo of the number {name}",
+                                   f"a {name} written by hand")
+    assert [len(c) for c in dataset.captions] == [4, 4, 4]
