@@ -22,6 +22,8 @@ $(DEPS_STAMP): pyproject.toml
 	@# open_clip 3.3's own trainer (the benchmark and a test run it) breaks on
 	@# webdataset 1.0; keep the last 0.2.x apart, put on PYTHONPATH only for it.
 	$(BIN)/pip install -q --no-deps --target $(VENV)/opt/webdataset-0.2.86 webdataset==0.2.86
+	@# clip_benchmark's captioning metric code, the reference of the captioning parity test (tests/support/cb_captioning.py).
+	$(BIN)/pip install -q --no-deps --target $(VENV)/opt/clip_benchmark-1.6.2 clip_benchmark==1.6.2
 	rm -f $(VENV)/.deps-* && touch $@
 
 demo: install

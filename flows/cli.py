@@ -30,6 +30,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "sql": ("sql", "Query the results store with read-only SQL (or a named query)."),
     "compact": ("compact", "Merge the results store's small Parquet files."),
     "report": ("report", "Render the results store as one static HTML page (charts inline)."),
+    "caption-baseline": ("caption_baseline", "Build the nearest-neighbour baseline captioner from training shards."),
 }
 
 COMMANDS = "clipline.flows.commands"

@@ -3,7 +3,8 @@
 Every field becomes `--field-name` with the field's description as its help;
 Literal fields get choices, bools get `--x/--no-x`, lists take several values.
 Nested configs (IngestConfig.fetch, ...) are flattened: their fields become
-options of their own. A field may ask to be positional
+options of their own (a nested field whose flag the parent already has shares
+that option). A field may ask to be positional
 (`json_schema_extra={"positional": "URL_LIST"}`) or for another flag name
 (`{"flag": "--out"}`). Only options the user gives reach the config, so the
 config's own defaults and default factories apply to the rest.
@@ -56,11 +57,14 @@ def add_config_options(parser: argparse.ArgumentParser, model: type[BaseModel],
             add_config_options(group, nested, exclude=exclude)
             continue
         extra = field.json_schema_extra or {}
+        flag = extra.get("flag", "--" + name.replace("_", "-"))
+        if flag in parser._option_string_actions:  # a nested field named like its parent's (EvalConfig.seed, its
+            continue  # generate.seed): one option, which config_from_args hands to both
         if "positional" in extra:
             parser.add_argument(name, metavar=extra["positional"], help=_help(field),
                                 **_kwargs_for(field.annotation))
         else:
-            parser.add_argument(extra.get("flag", "--" + name.replace("_", "-")), dest=name,
+            parser.add_argument(flag, dest=name,
                                 default=argparse.SUPPRESS, required=field.is_required(), help=_help(field),
                                 **_kwargs_for(field.annotation))
 

@@ -29,7 +29,7 @@ def evaluate_pairs(plan: runner.EvalPlan, config: EvalConfig, run_id: str) -> li
     return runner.evaluate_all(plan, config, run_id)
 
 
-HEADLINE_METRICS = ("acc1", "image_retrieval_recall@1", "text_retrieval_recall@1")
+HEADLINE_METRICS = ("acc1", "image_retrieval_recall@1", "text_retrieval_recall@1", "cider")
 
 
 def result_rows(results: list[EvalResult]) -> list[dict]:

@@ -46,6 +46,9 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps(result))
     else:
         print(as_table(COLUMNS, table_rows(results)))
+        for result in results:
+            for name, reason in result.get("unavailable", {}).items():
+                print(f"{result['task']} {name} not computed: {reason}")
         plots = [r["plot_uri"] for r in results if r["plot_uri"]]
         if plots:
             print(f"confusion matrices: {posixpath.dirname(plots[0])}/")

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from clipline.pipelines.config.base import Config, StoreConfig, _valid_uri
+from clipline.pipelines.config.caption import GenerateConfig
 from clipline.pipelines.config.ingest import FetchConfig
 
 PROMPT_STRATEGIES = ("single", "ensemble", "vote")
@@ -14,7 +15,7 @@ PROMPT_STRATEGIES = ("single", "ensemble", "vote")
 
 class EvalConfig(Config):
     """Evaluate checkpoints on datasets: zero-shot classification, retrieval and linear probes (clip_benchmark's
-    metrics), every (checkpoint, dataset) pair from one image feature pass."""
+    metrics), every (checkpoint, dataset) pair from one image feature pass; captioning for captioner checkpoints."""
 
     checkpoints: list[str] = Field(
         min_length=1, description="Checkpoints: a clipline checkpoint folder (RUN/checkpoints/step-N), a run folder "
@@ -27,9 +28,11 @@ class EvalConfig(Config):
         "clip_benchmark's WebDataset layout (ROOT with ROOT/test/nshards.txt), a folder with one subfolder per "
         "class, or a CSV of path_or_url,label. Prefix KIND: (shards, clip-benchmark, folder, csv) to force a reader.",
         json_schema_extra={"flag": "--data"})
-    tasks: list[Literal["zeroshot", "retrieval", "linear-probe"]] = Field(
+    tasks: list[Literal["zeroshot", "retrieval", "linear-probe", "captioning"]] = Field(
         default=["zeroshot"], min_length=1, description="Tasks: zeroshot, retrieval, linear-probe (several share "
-        "one image feature pass).", json_schema_extra={"flag": "--task"})
+        "one image feature pass); captioning (a captioner checkpoint writes a caption per image, scored with "
+        "clip_benchmark's BLEU-1..4, ROUGE-L, CIDEr, and METEOR when Java is present).",
+        json_schema_extra={"flag": "--task"})
     classnames_uri: str | None = Field(default=None, description="Class names, one per line, in label order "
                                        "(default: the dataset's own, or its folder names).",
                                        json_schema_extra={"flag": "--classnames"})
@@ -54,11 +57,14 @@ class EvalConfig(Config):
     workers: int = Field(default=0, ge=0, description="(checkpoint, dataset) pairs evaluated at once as Ray tasks, "
                          "the CPUs split between them; 0 evaluates them one after another in this process.")
     gpu: bool = Field(default=False, description="Embed on the CUDA device.")
-    seed: int = Field(default=0, description="Seed of the linear probe's split and solver.")
+    seed: int = Field(default=0, description="Seed of the linear probe's split and solver (and of captions "
+                      "decoded with --method nucleus).")
     plots_uri: str | None = Field(default=None, description="Where confusion-matrix PNGs go (default: a plots "
                                   "folder beside the results store).", json_schema_extra={"flag": "--plots-dir"})
     fetch: FetchConfig = Field(default_factory=FetchConfig, description="How images behind http(s) URLs in a CSV "
                                "are downloaded: the crawler's fetcher, its size cap and private-address guard.")
+    generate: GenerateConfig = Field(default_factory=GenerateConfig, description="Captioning: how captions are "
+                                     "decoded (the strategy column of the stored results is the method).")
     store: StoreConfig = Field(default_factory=StoreConfig)
 
     @field_validator("classnames_uri", "templates_uri", "plots_uri")

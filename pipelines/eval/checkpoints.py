@@ -67,6 +67,17 @@ def _open_clip(spec: str, pretrained: str | None) -> CheckpointRef:
     return CheckpointRef(f"{spec}@{pretrained}", "open_clip", spec, pretrained)  # the spec: a JSON path re-registers
 
 
+def _is_captioner(spec: str) -> bool:
+    """A folder some captioner kind recognises (the nearest-neighbour baseline, ClipCap) that is no CLIP folder."""
+    from clipline.pipelines.eval.captioning import captioner_kind_of
+
+    return captioner_kind_of(spec) is not None
+
+
+def _captioner(spec: str, pretrained: str | None) -> CheckpointRef:
+    return CheckpointRef(spec.rstrip("/"), "captioner", spec.rstrip("/"))
+
+
 def _is_model_name(spec: str) -> bool:
     try:
         resolve_name(spec)
@@ -81,6 +92,7 @@ KINDS: dict[str, tuple[Callable[[str], bool], Callable[[str, str | None], Checkp
     "clipline": (lambda s: _is_folder_with(s, ckpt.COMMITTED), _clipline),
     "run": (lambda s: _is_folder_with(s, "checkpoints") and ckpt.latest_checkpoint(s) is not None, _run_folder),
     "open_clip_folder": (lambda s: _is_folder_with(s, ckpt.CONFIG), lambda s, p: _local_dir(LOCAL_DIR + s, p)),
+    "captioner": (_is_captioner, _captioner),
     "open_clip": (_is_model_name, _open_clip),
 }
 

@@ -16,8 +16,16 @@ from functools import cached_property
 import numpy as np
 
 from clipline.pipelines.errors import ClipLineError
+from clipline.pipelines.eval.checkpoints import CheckpointRef
 from clipline.pipelines.eval.datasets import EvalDataset
-from clipline.pipelines.eval.features import Encoder, UnreadableImage, decode_image, embed_images, embed_texts
+from clipline.pipelines.eval.features import (
+    Encoder,
+    UnreadableImage,
+    decode_image,
+    embed_images,
+    embed_texts,
+    load_encoder,
+)
 from clipline.pipelines.eval.prompts import class_prompts
 from clipline.pipelines.eval.sources import read_images
 
@@ -68,12 +76,26 @@ def embed_dataset(encoder: Encoder, dataset: EvalDataset, batch_size: int) -> Im
 
 
 class PairContext:
-    """Lazily computed, cached features of one checkpoint on one dataset."""
+    """Lazily loaded models and lazily computed, cached features of one checkpoint on one dataset.
 
-    def __init__(self, encoder: Encoder, dataset: EvalDataset, batch_size: int):
-        self.encoder = encoder
+    The checkpoint is loaded as what the tasks ask for, once each: its CLIP towers (`encoder`) for zero-shot,
+    retrieval and linear probes, a captioner (`captioner`) for captioning."""
+
+    def __init__(self, checkpoint: CheckpointRef, dataset: EvalDataset, batch_size: int, gpu: bool = False):
+        self.checkpoint = checkpoint
         self.dataset = dataset
         self.batch_size = batch_size
+        self.gpu = gpu
+
+    @cached_property
+    def encoder(self) -> Encoder:
+        return load_encoder(self.checkpoint, gpu=self.gpu)
+
+    @cached_property
+    def captioner(self):
+        from clipline.pipelines.eval.captioning import load_captioner_ref
+
+        return load_captioner_ref(self.checkpoint, gpu=self.gpu)
 
     @cached_property
     def images(self) -> ImageSet:

@@ -23,7 +23,7 @@ from clipline.pipelines.eval.readers import RawDataset, ReadOptions, SampleRef, 
 from clipline.pipelines.eval.sources import ImageSource
 
 LABEL_TASKS = frozenset({"zeroshot", "linear-probe"})
-CAPTION_TASKS = frozenset({"retrieval"})
+CAPTION_TASKS = frozenset({"retrieval", "captioning"})
 
 
 @dataclass(frozen=True)
@@ -95,10 +95,12 @@ def _check_every_class_has_samples(labels: np.ndarray, classnames: Sequence[str]
                             "add images for them, or drop them from the class names")
 
 
-def _check_captions(samples: Sequence[SampleRef], name: str) -> None:
+def _check_captions(samples: Sequence[SampleRef], name: str, tasks: set[str]) -> None:
     missing = next((s for s in samples if not s.captions), None)
     if missing is not None:
-        raise ClipLineError(f"retrieval needs captions, and sample {missing.key} of {name} has none",
+        asking = sorted(tasks & CAPTION_TASKS)
+        raise ClipLineError(f"{' and '.join(asking)} {'needs' if len(asking) == 1 else 'need'} captions, and "
+                            f"sample {missing.key} of {name} has none",
                             "use a dataset with key.txt captions (clipline shards, clip_benchmark layout)")
 
 
@@ -117,7 +119,7 @@ def _split(raw: RawDataset, name: str, kind: str, classnames, templates, tasks: 
     if "zeroshot" in tasks and classnames is None:
         raise ClipLineError(f"zero-shot on {name} needs class names", "pass --classnames FILE (one name per line)")
     if tasks & CAPTION_TASKS:
-        _check_captions(raw.samples, name)
+        _check_captions(raw.samples, name, tasks)
     return EvalDataset(name, kind, tuple(s.key for s in raw.samples), tuple(s.source for s in raw.samples), labels,
                        tuple(s.captions for s in raw.samples), classnames, templates)
 

@@ -58,7 +58,13 @@ def _load_open_clip(ref: CheckpointRef) -> BuiltModel:
     return build_model(ref.uri, augment=False, pretrained=ref.pretrained)
 
 
-LOADERS: dict[str, Callable[[CheckpointRef], BuiltModel]] = {"folder": _load_folder, "open_clip": _load_open_clip}
+def _not_clip(ref: CheckpointRef) -> BuiltModel:
+    raise ClipLineError(f"checkpoint {ref.label} is a captioner without CLIP towers",
+                        "evaluate it with --task captioning only")
+
+
+LOADERS: dict[str, Callable[[CheckpointRef], BuiltModel]] = {"folder": _load_folder, "open_clip": _load_open_clip,
+                                                             "captioner": _not_clip}
 
 
 def _device(gpu: bool) -> torch.device:

@@ -7,6 +7,9 @@
 - `csv`: rows of `path_or_url,label` (label: the class name; an optional header row).
 - `shards`: clipline shards, `key.png|jpg` + `key.txt` (caption) + `key.json`
   (`{"label": index}`), class names from a `classnames.txt` beside them.
+
+In tar layouts a sample's captions are the lines of `key.txt`, then the strings
+of a list under `"captions"` in `key.json` (more references for captioning).
 - `folder`: `ROOT/<class name>/<image files>`.
 
 A reader only lists samples and what the layout says about them; `datasets.py`
@@ -63,8 +66,19 @@ def _optional_lines(uri: str) -> tuple[str, ...] | None:
     return read_lines(uri) if storage.exists(uri) else None
 
 
+def _json_captions(sample: TarSample) -> list[str]:
+    try:
+        listed = json.loads(sample.texts["json"]).get("captions") if "json" in sample.texts else None
+    except (ValueError, AttributeError):
+        return []  # an unreadable .json is reported by the label reader when a task needs it
+    return [text.strip() for text in listed if isinstance(text, str) and text.strip()] if isinstance(listed, list) \
+        else []
+
+
 def _captions(sample: TarSample) -> tuple[str, ...]:
-    return tuple(line.strip() for line in sample.texts.get("txt", "").splitlines() if line.strip())
+    """Each line of key.txt, then the strings listed under "captions" in key.json (more references)."""
+    lines = [line.strip() for line in sample.texts.get("txt", "").splitlines() if line.strip()]
+    return tuple(dict.fromkeys(lines + _json_captions(sample)))
 
 
 def _parsed(uri: str, sample: TarSample, ext: str, parse: Callable[[str], object]):

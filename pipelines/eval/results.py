@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -23,6 +23,7 @@ class EvalResult:
     num_samples: int  # samples scored (test split for linear probes)
     num_skipped: int  # unreadable images skipped
     plot_uri: str | None = None
+    unavailable: dict[str, str] = field(default_factory=dict)  # metric -> why it was not computed (e.g. no Java)
 
 
 @dataclass(frozen=True)
@@ -35,11 +36,30 @@ class Predictions:
     top_scores: np.ndarray  # (n, <= 5)
     correct: np.ndarray  # (n,) bool
 
+    def rows(self, common: dict) -> list[dict]:
+        return [{**common, "key": key, "true_label": true, "predicted_label": top[0], "correct": bool(correct),
+                 "top5_labels": list(top), "top5_scores": [float(s) for s in scores]}
+                for key, true, top, scores, correct in zip(self.keys, self.true_labels, self.top_labels,
+                                                           self.top_scores, self.correct, strict=True)]
+
+
+@dataclass(frozen=True)
+class CaptionPredictions:
+    """Per-sample captions: the generated one and the references it was scored against."""
+
+    keys: Sequence[str]
+    captions: Sequence[str]
+    references: Sequence[Sequence[str]]
+
+    def rows(self, common: dict) -> list[dict]:
+        return [{**common, "key": key, "caption": caption, "references": list(refs)}
+                for key, caption, refs in zip(self.keys, self.captions, self.references, strict=True)]
+
 
 @dataclass(frozen=True)
 class TaskOutput:
     result: EvalResult
-    predictions: Predictions
+    predictions: Predictions | CaptionPredictions
     plot_png: bytes | None = None  # a confusion matrix, written beside the results by the runner
 
 
@@ -57,11 +77,7 @@ def metric_rows(run_id: str, result: EvalResult) -> list[dict]:
             for name, value in {**result.metrics, **counts}.items()]
 
 
-def prediction_rows(run_id: str, result: EvalResult, predictions: Predictions) -> list[dict]:
+def prediction_rows(run_id: str, result: EvalResult, predictions: Predictions | CaptionPredictions) -> list[dict]:
     common = {"run_id": run_id, "checkpoint": result.checkpoint, "dataset": result.dataset, "task": result.task,
               "strategy": result.strategy}
-    return [{**common, "key": key, "true_label": true, "predicted_label": top[0], "correct": bool(correct),
-             "top5_labels": list(top), "top5_scores": [float(s) for s in scores]}
-            for key, true, top, scores, correct in zip(predictions.keys, predictions.true_labels,
-                                                       predictions.top_labels, predictions.top_scores,
-                                                       predictions.correct, strict=True)]
+    return predictions.rows(common)

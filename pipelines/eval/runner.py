@@ -1,5 +1,8 @@
 """Plan and run an evaluation: every (checkpoint, dataset) pair, every task, one image feature pass per pair.
 
+Each task is a registry entry (`TASKS`) naming the model it loads the checkpoint as: CLIP towers, or a
+captioner for captioning.
+
 `plan_evaluation` resolves and loads every checkpoint and reads and checks
 every dataset first, so bad input fails before any embedding work. Then each
 pair is evaluated in this process, or as Ray tasks (distribute.py); a pair's
@@ -17,6 +20,7 @@ from dataclasses import dataclass, replace
 
 from clipline.pipelines import storage
 from clipline.pipelines.config import EvalConfig
+from clipline.pipelines.eval.captioning import evaluate_captioning, load_captioner_ref
 from clipline.pipelines.eval.checkpoints import CheckpointRef, resolve_checkpoint
 from clipline.pipelines.eval.context import PairContext
 from clipline.pipelines.eval.datasets import DatasetOptions, EvalDataset, load_dataset
@@ -45,11 +49,25 @@ def probe_settings(config: EvalConfig) -> ProbeSettings:
     return ProbeSettings(config.probe_c, config.probe_max_iter, config.probe_test_fraction, config.seed)
 
 
-# task -> run it on one pair's features with the settings it needs from the config
-TASKS: dict[str, Callable[[PairContext, EvalConfig], list[TaskOutput]]] = {
-    "zeroshot": lambda context, config: evaluate_zeroshot(context, config.strategies()),
-    "retrieval": lambda context, config: evaluate_retrieval(context, config.recall_k),
-    "linear-probe": lambda context, config: evaluate_probe(context, probe_settings(config)),
+@dataclass(frozen=True)
+class EvalTask:
+    """Run it on one pair's context with the settings it needs from the config; `needs`: the model it loads."""
+
+    run: Callable[[PairContext, EvalConfig], list[TaskOutput]]
+    needs: str = "encoder"  # a key of MODEL_LOADERS
+
+
+# what a task may load a checkpoint as -> load it (plan_evaluation proves each needed one loads)
+MODEL_LOADERS: dict[str, Callable[[CheckpointRef, EvalConfig], object]] = {
+    "encoder": lambda ref, config: load_encoder(ref, gpu=config.gpu),
+    "captioner": lambda ref, config: load_captioner_ref(ref, gpu=config.gpu),
+}
+
+TASKS: dict[str, EvalTask] = {
+    "zeroshot": EvalTask(lambda context, config: evaluate_zeroshot(context, config.strategies())),
+    "retrieval": EvalTask(lambda context, config: evaluate_retrieval(context, config.recall_k)),
+    "linear-probe": EvalTask(lambda context, config: evaluate_probe(context, probe_settings(config))),
+    "captioning": EvalTask(lambda context, config: evaluate_captioning(context, config.generate), "captioner"),
 }
 
 
@@ -69,8 +87,10 @@ def plan_evaluation(config: EvalConfig) -> EvalPlan:
     """Resolve and load every checkpoint, read and check every dataset, check the outputs: all before any
     image is embedded. A checkpoint is loaded here only to prove it loads; each pair loads its own copy."""
     checkpoints = [resolve_checkpoint(spec, config.pretrained) for spec in config.checkpoints]
+    needed = dict.fromkeys(TASKS[task].needs for task in config.tasks)
     for ref in checkpoints:
-        load_encoder(ref, gpu=config.gpu)
+        for model in needed:
+            MODEL_LOADERS[model](ref, config)
     datasets = [load_dataset(spec, _dataset_options(config)) for spec in config.datasets]
     if "linear-probe" in config.tasks:
         for dataset in datasets:
@@ -107,8 +127,8 @@ def _store(outputs: list[TaskOutput], config: EvalConfig, plots_uri: str, run_id
 
 def evaluate_job(job: EvalJob, config: EvalConfig, plots_uri: str, run_id: str) -> list[EvalResult]:
     """Every task on one (checkpoint, dataset) pair, from one pass over its images; results stored."""
-    context = PairContext(load_encoder(job.checkpoint, gpu=config.gpu), job.dataset, config.batch_size)
-    outputs = [output for task in config.tasks for output in TASKS[task](context, config)]
+    context = PairContext(job.checkpoint, job.dataset, config.batch_size, config.gpu)
+    outputs = [output for task in config.tasks for output in TASKS[task].run(context, config)]
     return _store(outputs, config, plots_uri, run_id)
 
 

@@ -10,5 +10,6 @@ from clipline.pipelines.report.store import named_rows
 def render(config: ReportConfig) -> str:
     rows = named_rows(config.store.results_uri, "leaderboard")
     if not rows:
-        return html.no_runs("`clipline eval` writes zero-shot, retrieval and linear-probe scores here.")
+        return html.no_runs("`clipline eval` writes zero-shot, retrieval, linear-probe and captioning scores "
+                            "here.")
     return html.table(rows)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from clipline.pipelines import storage
 from clipline.pipelines.config import ReportConfig
 from clipline.pipelines.report import (
+    captioning,
     confusion,
     curation,
     distances,
@@ -38,6 +39,7 @@ SECTIONS: dict[str, Section] = {
     "per-class": Section("Per-class accuracy", per_class.render),
     "confusion": Section("Confusion matrices", confusion.render),
     "retrieval": Section("Retrieval examples", retrieval.render),
+    "captioning": Section("Captioning examples", captioning.render),
     "distances": Section("Dataset distances", distances.render),
     "ingest": Section("Ingest success and errors", ingest.render),
     "curation": Section("Curation funnel and removed samples", curation.render),

@@ -17,9 +17,13 @@ SELECT
     max(value) FILTER (WHERE metric = 'image_retrieval_recall@5') AS image_r5,
     max(value) FILTER (WHERE metric = 'text_retrieval_recall@1') AS text_r1,
     max(value) FILTER (WHERE metric = 'text_retrieval_recall@5') AS text_r5,
+    max(value) FILTER (WHERE metric = 'bleu_4') AS bleu_4,
+    max(value) FILTER (WHERE metric = 'meteor') AS meteor,
+    max(value) FILTER (WHERE metric = 'rouge_l') AS rouge_l,
+    max(value) FILTER (WHERE metric = 'cider') AS cider,
     max(value) FILTER (WHERE metric = 'num_samples')::BIGINT AS samples,
     max(time) AS evaluated_at,
     arg_max(run_id, time) AS run_id
 FROM latest
 GROUP BY dataset, task, strategy, checkpoint
-ORDER BY dataset, task, strategy NULLS FIRST, coalesce(acc1, image_r1) DESC NULLS LAST, checkpoint;
+ORDER BY dataset, task, strategy NULLS FIRST, coalesce(acc1, image_r1, cider) DESC NULLS LAST, checkpoint;

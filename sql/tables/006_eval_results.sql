@@ -3,8 +3,8 @@ CREATE TABLE eval_results (
     run_id      VARCHAR NOT NULL,
     checkpoint  VARCHAR NOT NULL,
     dataset     VARCHAR NOT NULL,
-    task        VARCHAR NOT NULL,    -- zeroshot | retrieval | linear-probe | video-retrieval
-    strategy    VARCHAR,             -- prompt strategy for zero-shot: single | ensemble | vote
+    task        VARCHAR NOT NULL,    -- zeroshot | retrieval | linear-probe | video-retrieval | captioning
+    strategy    VARCHAR,             -- zero-shot prompt strategy (single | ensemble | vote); captioning: decoding method
     metric      VARCHAR NOT NULL,    -- acc1, acc5, mean_per_class_recall, image_retrieval_recall@5, ...
     value       DOUBLE,
     time        TIMESTAMPTZ NOT NULL,

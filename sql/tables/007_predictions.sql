@@ -10,5 +10,7 @@ CREATE TABLE predictions (
     predicted_label  VARCHAR,
     correct          BOOLEAN,
     top5_labels      VARCHAR[],
-    top5_scores      DOUBLE[]
+    top5_scores      DOUBLE[],
+    caption          VARCHAR,         -- captioning: the generated caption
+    "references"     VARCHAR[]        -- captioning: the sample's reference captions (quoted: a DuckDB keyword)
 );

@@ -29,7 +29,8 @@ def test_filled_report_renders_every_chart_without_console_errors(filled_report,
     (tmp_path / "report.png").write_bytes(report.screenshot_png)
     assert report.console_errors == []
     assert len(report.probe["svgPaths"]) == 3 and min(report.probe["svgPaths"]) > 10  # curves, domain bars, funnel
-    assert len(report.probe["images"]) == 2 + 12 + 4  # confusion matrices, thumbnails, heatmaps
+    assert len(report.probe["images"]) == 2 + 12 + 12 + 4  # confusion matrices, retrieval and captioning thumbnails,
+    # heatmaps
     assert all(done and width > 0 and height > 0 for done, width, height in report.probe["images"])
     assert report.probe["empty"] == 0
     assert not report.probe["overflow"]  # wide tables scroll in place; the page itself does not

@@ -26,6 +26,9 @@ def test_every_section_of_a_filled_store_shows_its_data(filled_report):
     assert sections["per-class"].count("<tr>") == 1 + 6  # header + 3 classes x 2 checkpoints
     assert sections["confusion"].count("data:image/png") == 2
     assert sections["retrieval"].count('class="thumb"') == 12  # 6 images x 2 checkpoints, each resolved
+    assert sections["captioning"].count('class="thumb"') == 12 and "the digit" in sections["captioning"]
+    assert sections["captioning"].count('<li class="hit">') == 6  # the even keys' captions equal a reference
+    assert "1.23" in sections["leaderboard"]  # CIDEr
     assert sections["distances"].count("data:image/png") == 4  # W1 and excess, per space
     assert "<svg" in sections["ingest"] and "HTTP 404" in sections["ingest"]
 
