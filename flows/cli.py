@@ -23,6 +23,8 @@ VERBS: dict[str, tuple[str, str]] = {
     "ingest-videos": ("ingest_videos", "Crawl a video-text URL list into WebDataset shards of frames."),
     "train": ("train", "Train a CLIP-style model on WebDataset shards with Ray Train."),
     "train-video": ("train_video", "Train a video-text model: CLIP towers plus a temporal head."),
+    "train-captioner": ("train_captioner", "Train a ClipCap captioner: a mapping network and GPT-2 on a frozen "
+                        "CLIP."),
     "eval": ("evaluate", "Evaluate checkpoints: zero-shot, retrieval, linear probes (clip_benchmark)."),
     "distance": ("distance", "Wasserstein-1 distances between datasets in CLIP image and fastText "
                  "caption embeddings."),

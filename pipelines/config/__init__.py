@@ -18,6 +18,7 @@ from clipline.pipelines.config.base import (
                                    home_uri,
 )
 from clipline.pipelines.config.caption import DECODE_METHODS, GenerateConfig
+from clipline.pipelines.config.captioner import CaptionerTrainConfig
 from clipline.pipelines.config.curate import DEDUP_METHODS, CurateConfig
 from clipline.pipelines.config.distance import (
                                    EMBEDDING_SPACES,
@@ -40,6 +41,7 @@ from clipline.pipelines.config.pipeline import PipelineConfig, ReportConfig, def
 from clipline.pipelines.config.train import TemporalHead, TrainConfig, VideoTrainConfig
 
 __all__ = [
+    "CaptionerTrainConfig",
     "DECODE_METHODS", "DEDUP_METHODS", "DEFAULT_HOME", "EMBEDDING_SPACES", "HOME_ENV", "PROMPT_STRATEGIES", "Config",
     "CurateConfig",
     "DatasetDistanceConfig",

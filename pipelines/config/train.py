@@ -112,6 +112,10 @@ class TrainConfig(Config):
             raise ValueError("distill_model works with loss clip (open_clip's DistillClipLoss)")
         return self
 
+    def input_checkpoints(self) -> list[str]:
+        """The checkpoints this run reads (each is checked before any work)."""
+        return [uri for uri in (self.init, self.distill_model) if uri]
+
     def _check_weights(self) -> None:
         sources = [part for part in self.data.split("::") if part.strip()]
         if len(self.data_weights) != len(sources):

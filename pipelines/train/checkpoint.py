@@ -78,12 +78,21 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def _tensors(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().contiguous() for k, v in unwrap(module).state_dict().items()}
+    """The module's state as safetensors takes it: on the CPU, contiguous, tied weights (a GPT-2's input and
+    output embeddings) as copies of their own, since safetensors refuses tensors that share memory."""
+    tensors, seen = {}, set()
+    for key, value in unwrap(module).state_dict().items():
+        tensor = value.detach().cpu().contiguous()
+        if tensor.numel() and tensor.data_ptr() in seen:
+            tensor = tensor.clone()
+        seen.add(tensor.data_ptr())
+        tensors[key] = tensor
+    return tensors
 
 
 def save_checkpoint(run_uri: str, step: int, model: torch.nn.Module | dict[str, torch.nn.Module],
-                    open_clip_config: dict, state: dict) -> str:
-    """Write one checkpoint (weights, open_clip config, training state), then its commit marker.
+                    open_clip_config: dict, state: dict, files: dict[str, bytes] | None = None) -> str:
+    """Write one checkpoint (weights, open_clip config, training state, other `files`), then its commit marker.
 
     `model` is the open_clip model, or {file name: module} when more modules go beside it (a video model's
     temporal encoder): the open_clip model under WEIGHTS, each other one in a safetensors file of its own.
@@ -92,6 +101,8 @@ def save_checkpoint(run_uri: str, step: int, model: torch.nn.Module | dict[str, 
     for name, module in (model if isinstance(model, dict) else {WEIGHTS: model}).items():
         storage.write_bytes(storage.join(uri, name), save_safetensors(_tensors(module)))
     storage.write_text(storage.join(uri, CONFIG), json.dumps(open_clip_config, indent=1))
+    for name, data in (files or {}).items():
+        storage.write_bytes(storage.join(uri, name), data)
     buffer = io.BytesIO()
     torch.save(state, buffer)
     storage.write_bytes(storage.join(uri, STATE), buffer.getvalue())

@@ -9,6 +9,9 @@ parameters train at a scaled learning rate, and how to validate.
 - `video-text`: that CLIP's image tower on each frame plus a temporal head
   (pipelines.models.video), on video shards (VideoTrainConfig). Its checkpoints
   keep the CLIP open_clip-loadable and the temporal encoder in `temporal.safetensors`.
+- `clipcap`: a ClipCap captioner (pipelines.models.clipcap) on a frozen CLIP, with
+  its own loss (caption cross-entropy) through `TrainingModel.loss`
+  (CaptionerTrainConfig).
 """
 
 from __future__ import annotations
@@ -19,12 +22,14 @@ from typing import Protocol
 
 import torch
 
-from clipline.pipelines.config import TrainConfig, VideoTrainConfig
+from clipline.pipelines.config import CaptionerTrainConfig, TrainConfig, VideoTrainConfig
 from clipline.pipelines.data.loader import Decode, image_sample
 from clipline.pipelines.data.video_loader import video_sample
+from clipline.pipelines.models.clipcap import CaptionLoss
 from clipline.pipelines.models.registry import BuiltModel, build_model
 from clipline.pipelines.models.video import TemporalEncoder, VideoCLIP, freeze_towers, is_tower_parameter
 from clipline.pipelines.train import checkpoint as ckpt
+from clipline.pipelines.train.clipcap import assemble_clipcap, validate_captions
 from clipline.pipelines.train.optim import full_lr
 from clipline.pipelines.train.step import model_kwargs
 from clipline.pipelines.train.validate import validate, validate_retrieval
@@ -44,6 +49,8 @@ class TrainingModel:
     weight_files: dict[str, torch.nn.Module]  # checkpoint file -> the module whose weights it holds
     lr_scale: Callable[[str], float] = field(default=full_lr)  # parameter name -> learning-rate factor
     teacher: torch.nn.Module | None = None  # distillation's frozen teacher
+    loss: torch.nn.Module | None = None  # the kind's own loss over the model's output dict; None: contrastive
+    files: dict[str, bytes] = field(default_factory=dict)  # other files each checkpoint carries (name -> bytes)
 
 
 class TrainingKind(Protocol):
@@ -125,7 +132,22 @@ def build_video_model(built: BuiltModel, config: VideoTrainConfig) -> VideoCLIP:
     return VideoCLIP(built.model, temporal)
 
 
-TRAINING_KINDS: dict[str, TrainingKind] = {"image-text": ImageText(), "video-text": VideoText()}
+class ClipCapKind:
+    config_type = CaptionerTrainConfig
+
+    def build(self, config: CaptionerTrainConfig) -> TrainingModel:
+        clip = build_clip(config.model_copy(update={"init": config.clip}), augment=config.augment)
+        parts = assemble_clipcap(clip.model, clip.model_cfg["embed_dim"], config)
+        return TrainingModel(parts.model, parts.tokens, image_sample(clip.preprocess_train),
+                             image_sample(clip.preprocess_val), _open_clip_config(clip),
+                             {ckpt.WEIGHTS: clip.model, **parts.weight_files}, loss=CaptionLoss(), files=parts.files)
+
+    def validate(self, model, config, built, device) -> dict[str, float]:
+        return validate_captions(model, config, built.decode_val, built.tokenizer, device)
+
+
+TRAINING_KINDS: dict[str, TrainingKind] = {"image-text": ImageText(), "video-text": VideoText(),
+                                           "clipcap": ClipCapKind()}
 
 
 def kind_of(config: TrainConfig) -> str:

@@ -110,7 +110,7 @@ def train_loop(loop_config: dict) -> None:
     if config.compile:
         model = torch.compile(model)
     scaler = torch.amp.GradScaler() if config.precision == "amp" else None
-    loss_fn = build_loss(config, rank, world)
+    loss_fn = built.loss if built.loss is not None else build_loss(config, rank, world)
     batches = endless_batches(loader_spec(config, rank, world), built.decode_train, built.tokenizer, progress.data)
     shape = step_shape(config, world)
     record_worker(config, run_id, rank, world, shape.accum_freq, progress.step)
@@ -146,7 +146,7 @@ def _checkpoint(kind: TrainingKind, config: TrainConfig, model, optimizer, progr
         state = {"optimizer": optimizer.state_dict(), "step": progress.step, "samples_seen": progress.samples_seen,
                  "epoch": progress.data.epoch, "run_id": run_id, "ranks": ranks, "config": config.model_dump_json()}
         uri = ckpt.save_checkpoint(config.output_uri, progress.step, built.weight_files, built.open_clip_config,
-                                   state)
+                                   state, built.files)
         metrics.checkpoint(progress.step, progress.samples_seen, uri)
         if config.val_data:
             metrics.validation(progress.step, kind.validate(ckpt.unwrap(model), config, built, device))

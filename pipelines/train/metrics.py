@@ -56,7 +56,6 @@ class MetricsLog:
         values = {
             "loss": loss_sum / (steps * self.world),
             "lr": optimizer.param_groups[0]["lr"],
-            "logit_scale": model.logit_scale.exp().item(),
             "samples_per_s": steps * self.config.batch_size * self.accum_freq * self.world / elapsed,
             "data_time_s": data_sum / (steps * self.world),
             "skipped_samples": float(self.skipped_total),
@@ -64,6 +63,8 @@ class MetricsLog:
             "workers": float(self.world),
             "accum_freq": float(self.accum_freq),
         }
+        if hasattr(model, "logit_scale"):  # contrastive models learn a temperature
+            values["logit_scale"] = model.logit_scale.exp().item()
         self._window = {"loss": 0.0, "data_time": 0.0, "skipped": 0.0, "steps": 0}
         self._window_start = time.perf_counter()
         self._write(step, values)

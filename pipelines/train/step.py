@@ -86,8 +86,10 @@ def train_step(model, loss_fn, optimizer, scaler, micro_batches, config: TrainCo
     else:
         total = _accumulated_step(model, teacher, loss_fn, scaler, micro_batches, config, device)
     _optimizer_step(optimizer, scaler)
-    with torch.no_grad():
-        unwrap(model).logit_scale.clamp_(0, MAX_LOGIT_SCALE)
+    logit_scale = getattr(unwrap(model), "logit_scale", None)  # contrastive models learn a temperature
+    if logit_scale is not None:
+        with torch.no_grad():
+            logit_scale.clamp_(0, MAX_LOGIT_SCALE)
     return total
 
 

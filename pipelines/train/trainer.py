@@ -54,7 +54,7 @@ def plan_training(config: TrainConfig) -> TrainPlan:
         check_shards(expand_shards(config.val_data))
     size = config.samples_per_epoch or dataset_size(urls)
     storage.check_writable(config.output_uri)
-    for uri in filter(None, [config.init, config.distill_model]):
+    for uri in config.input_checkpoints():
         _check_checkpoint(uri)
     _check_gpu(config)
     resume_from = _resume_from(config)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +28,10 @@ def png(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def write_digit_shards(folder: Path, num_shards: int, per_shard: int, offset: int = 0) -> list[str]:
-    """`{i:05d}.tar` with key.png + key.txt ("a handwritten seven") + key.json, and sizes.json."""
+def write_digit_shards(folder: Path, num_shards: int, per_shard: int, offset: int = 0,
+                       captions: Callable[[int, int], str] | None = None) -> list[str]:
+    """`{i:05d}.tar` with key.png + key.txt ("a handwritten seven", or `captions(label, index)`) + key.json, and
+    sizes.json."""
     images, labels = digit_images()
     folder.mkdir(parents=True, exist_ok=True)
     uris = []
@@ -38,8 +41,13 @@ def write_digit_shards(folder: Path, num_shards: int, per_shard: int, offset: in
             for i in range(per_shard):
                 index = offset + shard * per_shard + i
                 label = int(labels[index])
-                sink.add(f"{shard:05d}{i:04d}", {"png": png(images[index]), "txt": caption(label).encode(),
+                text = (captions or _one_caption)(label, index)
+                sink.add(f"{shard:05d}{i:04d}", {"png": png(images[index]), "txt": text.encode(),
                                                  "json": json.dumps({"label": label}).encode()})
         uris.append(uri)
     (folder / "sizes.json").write_text(json.dumps({f"{s:05d}.tar": per_shard for s in range(num_shards)}))
     return uris
+
+
+def _one_caption(label: int, index: int) -> str:
+    return caption(label)
