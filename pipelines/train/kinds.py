@@ -9,6 +9,9 @@ parameters train at a scaled learning rate, and how to validate.
 - `video-text`: that CLIP's image tower on each frame plus a temporal head
   (pipelines.models.video), on video shards (VideoTrainConfig). Its checkpoints
   keep the CLIP open_clip-loadable and the temporal encoder in `temporal.safetensors`.
+- `coca`: an open_clip CoCa model (contrastive and captioning losses, CocaTrainConfig) on
+  images; validated as image-text (contrastive loss and recall@1); its checkpoints
+  are open_clip local-dir folders that `model.generate` captions with.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Protocol
 
 import torch
 
-from clipline.pipelines.config import TrainConfig, VideoTrainConfig
+from clipline.pipelines.config import CocaTrainConfig, TrainConfig, VideoTrainConfig
 from clipline.pipelines.data.loader import Decode, image_sample
 from clipline.pipelines.data.video_loader import video_sample
 from clipline.pipelines.models.registry import BuiltModel, build_model
@@ -101,6 +104,10 @@ class ImageText:
         return validate(model, config, built.decode_val, built.tokenizer, device)
 
 
+class Coca(ImageText):
+    config_type = CocaTrainConfig  # built and validated as image-text; step.build_loss gives it CoCaLoss
+
+
 class VideoText:
     config_type = VideoTrainConfig
 
@@ -125,7 +132,7 @@ def build_video_model(built: BuiltModel, config: VideoTrainConfig) -> VideoCLIP:
     return VideoCLIP(built.model, temporal)
 
 
-TRAINING_KINDS: dict[str, TrainingKind] = {"image-text": ImageText(), "video-text": VideoText()}
+TRAINING_KINDS: dict[str, TrainingKind] = {"image-text": ImageText(), "video-text": VideoText(), "coca": Coca()}
 
 
 def kind_of(config: TrainConfig) -> str:

@@ -1,4 +1,5 @@
--- Per-sample predictions of an evaluation, so failures can be inspected.
+-- Per-sample predictions of an evaluation, so failures can be inspected; captioning (task 'captioning') fills
+-- caption and references instead of the label columns. Files written before those two columns read them as NULL.
 CREATE TABLE predictions (
     run_id           VARCHAR NOT NULL,
     checkpoint       VARCHAR NOT NULL,
@@ -10,5 +11,7 @@ CREATE TABLE predictions (
     predicted_label  VARCHAR,
     correct          BOOLEAN,
     top5_labels      VARCHAR[],
-    top5_scores      DOUBLE[]
+    top5_scores      DOUBLE[],
+    caption          VARCHAR,
+    "references"     VARCHAR[]
 );
