@@ -19,6 +19,8 @@ from pydantic import BaseModel
 
 from clipline.pipelines import storage
 from clipline.pipelines.config import (
+    CaptionConfig,
+    CocaTrainConfig,
     DatasetDistanceConfig,
     EvalConfig,
     FetchConfig,
@@ -49,6 +51,8 @@ STAGE_DEPENDS: dict[str, tuple[str, ...]] = {
     "evaluate": ("train_clip", "ingest_held_out"),
     "train_video": ("train_clip", "ingest_videos"),
     "dataset_distance": ("train_clip", "ingest_images", "ingest_held_out", "ingest_videos"),
+    "train_coca": ("ingest_images",),  # with PipelineConfig.caption
+    "caption": ("train_coca", "ingest_held_out"),
 }
 
 
@@ -82,6 +86,20 @@ def _train(config: PipelineConfig, layout: Layout) -> TrainConfig:
                        steps=config.steps, batch_size=config.batch_size, lr=config.lr, warmup=config.warmup,
                        workers=config.train_workers, checkpoint_every=max(config.steps // 2, 1), resampled=True,
                        data_workers=1, seed=config.seed, store=config.store, resume="auto")
+
+
+def _caption_stages(config: PipelineConfig, layout: Layout) -> dict[str, BaseModel]:
+    """The optional captioning stages: a CoCa trained on the training images, then the held-out images captioned."""
+    if config.caption is None:
+        return {}
+    coca = CocaTrainConfig(**{**_train(config, layout).model_dump(exclude={"loss", "store"}),
+                              "output_uri": layout.run("coca"), "model": config.caption.model,
+                              "steps": config.caption.steps, "checkpoint_every": config.caption.steps},
+                           store=config.store)
+    return {"train_coca": coca,
+            "caption": CaptionConfig(checkpoint=layout.run("coca"), data=layout.dataset("held-out"),
+                                     generate=config.caption.generate, limit=config.caption.limit,
+                                     store=config.store)}
 
 
 def stage_configs(config: PipelineConfig) -> dict[str, BaseModel]:
@@ -119,6 +137,7 @@ def stage_configs(config: PipelineConfig) -> dict[str, BaseModel]:
         frames_per_video=config.num_frames,
         output_uri=storage.join(config.workdir, "distances"),
         distance={"seed": config.seed, "fasttext": {"model_uri": config.text_model}})
+    stages.update(_caption_stages(config, layout))
     return stages
 
 

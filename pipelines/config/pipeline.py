@@ -8,6 +8,18 @@ from pydantic import Field, field_validator
 
 from clipline.pipelines import storage
 from clipline.pipelines.config.base import Config, StoreConfig, _valid_uri, home_uri
+from clipline.pipelines.config.caption import GenerateConfig
+
+
+class CaptionStage(Config):
+    """The pipeline's optional captioning: a CoCa trained on the training images beside the CLIP, then captions
+    of the held-out images (rows in `predictions`, task `captioning`)."""
+
+    model: str = Field(default="clipline-tiny-coca", description="CoCa model to train.")
+    steps: int = Field(default=300, ge=1, description="CoCa training steps (batch size, lr and warm-up are the "
+                       "pipeline's).")
+    generate: GenerateConfig = Field(default_factory=GenerateConfig)
+    limit: int | None = Field(default=1000, ge=1, description="Held-out images captioned at most.")
 
 
 class ReportConfig(Config):
@@ -65,6 +77,8 @@ class PipelineConfig(Config):
     text_model: str | None = Field(default=None, description="fastText .bin/.vec for caption vectors (none: train "
                                    "one on the captions).")
     seed: int = Field(default=0, description="Seed for training, sampling and distances.")
+    caption: CaptionStage | None = Field(default=None, description="Train a CoCa and caption the held-out images "
+                                         "after training; off when absent.")
     store: StoreConfig = Field(default_factory=StoreConfig)
 
     @field_validator("workdir")
