@@ -37,10 +37,17 @@ from clipline.pipelines.config.ingest import (
                                    VideoIngestConfig,
 )
 from clipline.pipelines.config.pipeline import PipelineConfig, ReportConfig, default_pipeline_workdir
-from clipline.pipelines.config.train import TRAIN_KINDS, CocaTrainConfig, TemporalHead, TrainConfig, VideoTrainConfig
+from clipline.pipelines.config.train import (
+                                   TRAIN_KINDS,
+                                   AnyTrainConfig,
+                                   CocaTrainConfig,
+                                   TemporalHead,
+                                   TrainConfig,
+                                   VideoTrainConfig,
+)
 
 __all__ = [
-    "DECODE_METHODS", "TRAIN_KINDS", "CaptionConfig", "CocaTrainConfig",
+    "DECODE_METHODS", "TRAIN_KINDS", "AnyTrainConfig", "CaptionConfig", "CocaTrainConfig",
     "DEDUP_METHODS", "DEFAULT_HOME", "EMBEDDING_SPACES", "HOME_ENV", "PROMPT_STRATEGIES", "Config",
     "CurateConfig",
     "DatasetDistanceConfig",

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from clipline.pipelines import storage
 from clipline.pipelines.config.base import Config, StoreConfig, _valid_uri
@@ -176,3 +176,14 @@ class CocaTrainConfig(TrainConfig):
 
 
 TRAIN_KINDS = {"image-text": TrainConfig, "coca": CocaTrainConfig}  # `clipline train --kind` -> its config
+
+
+def _train_kind(value) -> str:
+    loss = value.get("loss") if isinstance(value, dict) else getattr(value, "loss", None)
+    return "coca" if loss == "coca" else "image-text"
+
+
+# The train_clip flow's parameter: a config of either kind, told apart by its loss, so a CoCa config survives
+# Prefect's validation of flow parameters (from a deployment's JSON too).
+AnyTrainConfig = Annotated[Annotated[TrainConfig, Tag("image-text")] | Annotated[CocaTrainConfig, Tag("coca")],
+                           Discriminator(_train_kind)]

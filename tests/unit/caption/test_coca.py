@@ -118,3 +118,14 @@ def test_predictions_written_before_the_caption_columns_read_them_as_null(tmp_pa
                      'SELECT key, caption, "references" FROM predictions ORDER BY key').rows
     assert rows == [("k0", None, None), ("k1", "the digit one", ["a handwritten one"])]
     assert json.dumps(rows[1][2])
+
+
+def test_the_train_flow_keeps_a_coca_config_through_prefects_parameter_validation(caption_digits, tmp_path):
+    from clipline.flows.train import train_clip
+    from clipline.pipelines.config import TrainConfig
+
+    coca = coca_config(caption_digits, tmp_path / "run", caption_weight=5.0)
+    for given in (coca, coca.model_dump(mode="json")):  # an in-process call, a deployment's JSON
+        assert train_clip.validate_parameters({"config": given})["config"] == coca
+    clip = TrainConfig(data=coca.data, output_uri=coca.output_uri, steps=1)
+    assert type(train_clip.validate_parameters({"config": clip.model_dump(mode="json")})["config"]) is TrainConfig
