@@ -142,7 +142,9 @@ def caption_digits(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def coca_checkpoint(caption_digits, tmp_path_factory) -> str:
-    """A tiny CoCa trained on `caption_digits` by `clipline train --kind coca`'s code (Ray Train local mode)."""
+    """A tiny CoCa briefly trained on `caption_digits` by `clipline train --kind coca`'s code (Ray Train local
+    mode): its checkpoint loads and generates, its captions are not yet right (test_coca's accuracy test trains
+    longer)."""
     from clipline.pipelines.train.trainer import fit, plan_training
     from support.captioning import coca_config
 

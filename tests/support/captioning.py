@@ -9,6 +9,8 @@ from support.shards import templated_caption, write_digit_shards
 
 COCA_MICRO = str(Path(__file__).with_name("coca-micro.json"))  # 28 px digits, 8-token captions
 NUM_HELD_OUT = 500
+PLUMBING_STEPS = 20  # enough for a checkpoint that generates; the captions are not yet good
+ACCURACY_STEPS = 300  # the class-word accuracy test's run (off by default: CLIPLINE_TEST_CAPTION_ACCURACY=1)
 
 
 def write_caption_digits(root: Path) -> Path:
@@ -22,6 +24,7 @@ def write_caption_digits(root: Path) -> Path:
 
 def coca_config(digits: Path, run: Path, **overrides) -> CocaTrainConfig:
     settings = dict(data=str(digits / "train" / "{00000..00003}.tar"), output_uri=str(run), model=COCA_MICRO,
-                    steps=120, batch_size=64, lr=3e-3, warmup=5, workers=0, log_every=20, checkpoint_every=120,
+                    steps=PLUMBING_STEPS, batch_size=64, lr=3e-3, warmup=5, workers=0, log_every=10,
                     augment=False, data_workers=1, store=StoreConfig(results_uri=str(run.parent / "results")))
-    return CocaTrainConfig(**{**settings, **overrides})
+    settings = {**settings, **overrides}
+    return CocaTrainConfig(**settings, checkpoint_every=settings["steps"])
