@@ -28,6 +28,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "eval": ("evaluate", "Evaluate checkpoints: zero-shot, retrieval, linear probes (clip_benchmark)."),
     "distance": ("distance", "Wasserstein-1 distances between datasets in CLIP image and fastText "
                  "caption embeddings."),
+    "caption": ("caption", "Caption the images of shards with a CoCa or ClipCap checkpoint."),
     "curate": ("curate", "Filter, deduplicate and decontaminate shards (CLIP score, pHash, embeddings)."),
     "sql": ("sql", "Query the results store with read-only SQL (or a named query)."),
     "compact": ("compact", "Merge the results store's small Parquet files."),

@@ -38,6 +38,8 @@ STAGE_FLOWS: dict[str, tuple[str, str]] = {
     "train_video": ("clipline.flows.train_video", "train_video"),
     "evaluate": ("clipline.flows.evaluate", "evaluate"),
     "dataset_distance": ("clipline.flows.distance", "dataset_distance"),
+    "train_coca": ("clipline.flows.train", "train_clip"),  # the optional captioning stages
+    "caption": ("clipline.flows.caption", "caption_images"),
 }
 STAGE_RETRIES = 2
 

@@ -20,6 +20,8 @@ from pydantic import BaseModel
 
 from clipline.pipelines import storage
 from clipline.pipelines.config import (
+    CaptionConfig,
+    CocaTrainConfig,
     CurateConfig,
     DatasetDistanceConfig,
     EvalConfig,
@@ -52,6 +54,8 @@ STAGE_DEPENDS: dict[str, tuple[str, ...]] = {
     "evaluate": ("train_clip", "ingest_held_out"),
     "train_video": ("train_clip", "ingest_videos"),
     "dataset_distance": ("train_clip", "ingest_images", "ingest_held_out", "ingest_videos"),
+    "train_coca": ("ingest_images", "curate"),  # with PipelineConfig.caption; on the curated images with curate
+    "caption": ("train_coca", "ingest_held_out"),
 }
 
 
@@ -115,6 +119,20 @@ def _train(config: PipelineConfig, layout: Layout) -> TrainConfig:
                        data_workers=1, seed=config.seed, store=config.store, resume="auto")
 
 
+def _caption_stages(config: PipelineConfig, layout: Layout) -> dict[str, BaseModel]:
+    """The optional captioning stages: a CoCa trained on the training images, then the held-out images captioned."""
+    if config.caption is None:
+        return {}
+    coca = CocaTrainConfig(**{**_train(config, layout).model_dump(exclude={"loss", "store"}),
+                              "output_uri": layout.run(_run_name(config, "coca")), "model": config.caption.model,
+                              "steps": config.caption.steps, "checkpoint_every": config.caption.steps},
+                           store=config.store)
+    return {"train_coca": coca,
+            "caption": CaptionConfig(checkpoint=coca.output_uri, data=layout.dataset("held-out"),
+                                     generate=config.caption.generate, limit=config.caption.limit,
+                                     store=config.store)}
+
+
 def stage_configs(config: PipelineConfig) -> dict[str, BaseModel]:
     """Every stage's config, in DAG order; a stage without input (no video list) is left out."""
     layout = Layout(config.workdir)
@@ -153,6 +171,7 @@ def stage_configs(config: PipelineConfig) -> dict[str, BaseModel]:
         frames_per_video=config.num_frames,
         output_uri=storage.join(config.workdir, "distances"),
         distance={"seed": config.seed, "fasttext": {"model_uri": config.text_model}})
+    stages.update(_caption_stages(config, layout))
     return stages
 
 

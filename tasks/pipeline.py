@@ -46,11 +46,17 @@ def _distances(result: dict) -> str:
     return ", ".join(f"{r['space']} {r['dataset_a']}~{r['dataset_b']} excess {r['excess']:.3g}" for r in pairs)
 
 
+def _captions(result: dict) -> str:
+    captioned = result["results"]
+    return f"{len(captioned)} captions, e.g. {captioned[0]['caption']!r}" if captioned else "no captions"
+
+
 # stage -> the figures its summary line shows
 FIGURES = {"ingest_images": _fields("successes", "samples"), "ingest_held_out": _fields("successes", "samples"),
            "ingest_videos": _fields("successes", "samples"), "curate": _fields("total", "kept"),
            "train_clip": _fields("final_loss", "steps"),
-           "train_video": _fields("final_loss", "steps"), "evaluate": _evaluation, "dataset_distance": _distances}
+           "train_video": _fields("final_loss", "steps"), "evaluate": _evaluation, "dataset_distance": _distances,
+           "train_coca": _fields("final_loss", "steps"), "caption": _captions}
 
 
 def _figure(stage: str, result: dict) -> str:

@@ -130,3 +130,23 @@ def local_cluster(tmp_path_factory):
     cluster = LocalCluster.start(tmp_path_factory.mktemp("cluster"), num_workers=2)
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def caption_digits(tmp_path_factory) -> Path:
+    """Digit shards with templated captions: train/{00000..00003}.tar and held-out/00000.tar (500 digits)."""
+    from support.captioning import write_caption_digits
+
+    return write_caption_digits(tmp_path_factory.mktemp("caption-digits"))
+
+
+@pytest.fixture(scope="session")
+def coca_checkpoint(caption_digits, tmp_path_factory) -> str:
+    """A tiny CoCa briefly trained on `caption_digits` by `clipline train --kind coca`'s code (Ray Train local
+    mode): its checkpoint loads and generates, its captions are not yet right (test_coca's accuracy test trains
+    longer)."""
+    from clipline.pipelines.train.trainer import fit, plan_training
+    from support.captioning import coca_config
+
+    config = coca_config(caption_digits, tmp_path_factory.mktemp("coca") / "run")
+    return fit(config, plan_training(config), "coca-unit-run")["checkpoint"]

@@ -17,7 +17,7 @@ from clipline.pipelines.config.base import (
                                    default_results_uri,
                                    home_uri,
 )
-from clipline.pipelines.config.caption import DECODE_METHODS, GenerateConfig
+from clipline.pipelines.config.caption import DECODE_METHODS, CaptionConfig, GenerateConfig
 from clipline.pipelines.config.captioner import CaptionerTrainConfig
 from clipline.pipelines.config.curate import DEDUP_METHODS, CurateConfig
 from clipline.pipelines.config.distance import (
@@ -38,11 +38,19 @@ from clipline.pipelines.config.ingest import (
                                    VideoIngestConfig,
 )
 from clipline.pipelines.config.pipeline import PipelineConfig, ReportConfig, default_pipeline_workdir
-from clipline.pipelines.config.train import TemporalHead, TrainConfig, VideoTrainConfig
+from clipline.pipelines.config.train import (
+                                   TRAIN_KINDS,
+                                   AnyTrainConfig,
+                                   CocaTrainConfig,
+                                   TemporalHead,
+                                   TrainConfig,
+                                   VideoTrainConfig,
+)
 
 __all__ = [
     "CaptionerTrainConfig",
-    "DECODE_METHODS", "DEDUP_METHODS", "DEFAULT_HOME", "EMBEDDING_SPACES", "HOME_ENV", "PROMPT_STRATEGIES", "Config",
+    "DECODE_METHODS", "TRAIN_KINDS", "AnyTrainConfig", "CaptionConfig", "CocaTrainConfig",
+    "DEDUP_METHODS", "DEFAULT_HOME", "EMBEDDING_SPACES", "HOME_ENV", "PROMPT_STRATEGIES", "Config",
     "CurateConfig",
     "DatasetDistanceConfig",
     "DistanceConfig", "EvalConfig", "FastTextConfig", "FetchConfig", "GenerateConfig", "ImageConfig", "IngestConfig",

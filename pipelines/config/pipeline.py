@@ -8,6 +8,7 @@ from pydantic import Field, create_model, field_validator
 
 from clipline.pipelines import storage
 from clipline.pipelines.config.base import Config, StoreConfig, _valid_uri, home_uri
+from clipline.pipelines.config.caption import GenerateConfig
 from clipline.pipelines.config.curate import CurateConfig
 
 # The pipeline's curate stage takes CurateConfig's options as they are declared there; the pipeline supplies
@@ -21,6 +22,17 @@ CurateStage = create_model(
                                         "contamination_max_bits pHash bits of a held-out image.")),
     **{name: (field.annotation, field) for name, field in CurateConfig.model_fields.items()
        if name not in PIPELINE_SUPPLIED})
+
+
+class CaptionStage(Config):
+    """The pipeline's optional captioning: a CoCa trained on the training images beside the CLIP, then captions
+    of the held-out images (rows in `predictions`, task `captioning`)."""
+
+    model: str = Field(default="clipline-tiny-coca", description="CoCa model to train.")
+    steps: int = Field(default=300, ge=1, description="CoCa training steps (batch size, lr and warm-up are the "
+                       "pipeline's).")
+    generate: GenerateConfig = Field(default_factory=GenerateConfig)
+    limit: int | None = Field(default=1000, ge=1, description="Held-out images captioned at most.")
 
 
 class ReportConfig(Config):
@@ -84,6 +96,8 @@ class PipelineConfig(Config):
     seed: int = Field(default=0, description="Seed for training, sampling and distances.")
     curate: CurateStage | None = Field(default=None, description="Curate the training images before training "
                                        "(filters, dedup, decontamination: CurateConfig's options); off when absent.")
+    caption: CaptionStage | None = Field(default=None, description="Train a CoCa and caption the held-out images "
+                                         "after training; off when absent.")
     store: StoreConfig = Field(default_factory=StoreConfig)
 
     @field_validator("workdir")

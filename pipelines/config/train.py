@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from clipline.pipelines import storage
 from clipline.pipelines.config.base import Config, StoreConfig, _valid_uri
@@ -158,3 +158,41 @@ class VideoTrainConfig(TrainConfig):
         if self.distill_model:
             raise ValueError("distill_model is for image-text training")
         return self
+
+
+class CocaTrainConfig(TrainConfig):
+    """Train a CoCa captioner (contrastive and captioning losses together, open_clip's CoCa and CoCaLoss) on
+    image-text shards; its checkpoints caption with `clipline caption`."""
+
+    model: str = Field(default="clipline-tiny-coca", description="An open_clip CoCa model (its config has a "
+                       "multimodal_cfg): a clipline config, an open_clip name or a JSON path.")
+    loss: Literal["coca"] = Field(default="coca", description="open_clip's CoCaLoss (the only loss of CoCa).")
+    contrastive_weight: float = Field(default=1.0, ge=0, description="Weight of the contrastive (CLIP) loss term "
+                                      "(open_clip's --coca-contrastive-loss-weight).")
+    caption_weight: float = Field(default=2.0, gt=0, description="Weight of the captioning (next-token) loss term "
+                                  "(open_clip's --coca-caption-loss-weight).")
+
+    @model_validator(mode="after")
+    def _check_coca(self) -> CocaTrainConfig:
+        # the captioning loss is a mean per micro-batch: K accumulated micro-batches would weigh it K times
+        if self.accum_freq != 1:
+            raise ValueError("accum_freq is not available for coca training; raise batch_size instead")
+        if self.lock_image:
+            raise ValueError("lock_image is not available for coca training (open_clip's CoCa has no lock)")
+        if self.distill_model:
+            raise ValueError("distill_model is for image-text training")
+        return self
+
+
+TRAIN_KINDS = {"image-text": TrainConfig, "coca": CocaTrainConfig}  # `clipline train --kind` -> its config
+
+
+def _train_kind(value) -> str:
+    loss = value.get("loss") if isinstance(value, dict) else getattr(value, "loss", None)
+    return "coca" if loss == "coca" else "image-text"
+
+
+# The train_clip flow's parameter: a config of either kind, told apart by its loss, so a CoCa config survives
+# Prefect's validation of flow parameters (from a deployment's JSON too).
+AnyTrainConfig = Annotated[Annotated[TrainConfig, Tag("image-text")] | Annotated[CocaTrainConfig, Tag("coca")],
+                           Discriminator(_train_kind)]

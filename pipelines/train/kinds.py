@@ -12,6 +12,9 @@ parameters train at a scaled learning rate, and how to validate.
 - `clipcap`: a ClipCap captioner (pipelines.models.clipcap) on a frozen CLIP, with
   its own loss (caption cross-entropy) through `TrainingModel.loss`
   (CaptionerTrainConfig).
+- `coca`: an open_clip CoCa model (contrastive and captioning losses, CocaTrainConfig) on
+  images; validated as image-text (contrastive loss and recall@1); its checkpoints
+  are open_clip local-dir folders that `model.generate` captions with.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Protocol
 
 import torch
 
-from clipline.pipelines.config import CaptionerTrainConfig, TrainConfig, VideoTrainConfig
+from clipline.pipelines.config import CaptionerTrainConfig, CocaTrainConfig, TrainConfig, VideoTrainConfig
 from clipline.pipelines.data.loader import Decode, image_sample
 from clipline.pipelines.data.video_loader import video_sample
 from clipline.pipelines.models.clipcap import CaptionLoss
@@ -108,6 +111,20 @@ class ImageText:
         return validate(model, config, built.decode_val, built.tokenizer, device)
 
 
+class Coca(ImageText):
+    config_type = CocaTrainConfig  # built and validated as image-text; step.build_loss gives it CoCaLoss
+
+    def build(self, config: CocaTrainConfig) -> TrainingModel:
+        built = super().build(config)
+        if not config.init:
+            # open_clip 3.3's MultimodalTransformer never calls its init_parameters (which fails: it reads a
+            # `transformer` attribute it lacks), so text_projection would start as torch.empty, whatever that
+            # memory held (zeros in a fresh process, huge values after other work); init it as that method means to
+            decoder = built.model.text_decoder
+            torch.nn.init.normal_(decoder.text_projection, std=decoder.width ** -0.5)
+        return built
+
+
 class VideoText:
     config_type = VideoTrainConfig
 
@@ -146,7 +163,7 @@ class ClipCapKind:
         return validate_captions(model, config, built.decode_val, built.tokenizer, device)
 
 
-TRAINING_KINDS: dict[str, TrainingKind] = {"image-text": ImageText(), "video-text": VideoText(),
+TRAINING_KINDS: dict[str, TrainingKind] = {"image-text": ImageText(), "video-text": VideoText(), "coca": Coca(),
                                            "clipcap": ClipCapKind()}
 
 

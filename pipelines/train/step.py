@@ -19,7 +19,7 @@ import contextlib
 import math
 
 import torch
-from open_clip.loss import ClipLoss, DistillClipLoss, SigLipLoss
+from open_clip.loss import ClipLoss, CoCaLoss, DistillClipLoss, SigLipLoss
 
 from clipline.pipelines.config import TrainConfig
 from clipline.pipelines.train.checkpoint import unwrap
@@ -35,6 +35,9 @@ def build_loss(config: TrainConfig, rank: int, world_size: int) -> torch.nn.Modu
         "clip": lambda: ClipLoss(**clip),
         "distill": lambda: DistillClipLoss(**clip),
         "siglip": lambda: SigLipLoss(rank=rank, world_size=world_size),
+        # CoCa (CocaTrainConfig): its captioning term is a mean over each worker's own tokens (pad ignored)
+        "coca": lambda: CoCaLoss(caption_loss_weight=config.caption_weight, clip_loss_weight=config.contrastive_weight,
+                                 pad_id=0, **clip),
     }
     return losses["distill" if config.distill_model else config.loss]()
 

@@ -23,10 +23,10 @@ from ray.train.torch import TorchTrainer
 
 from clipline.pipelines import storage
 from clipline.pipelines.compute import cluster_cpus, ensure_ray
-from clipline.pipelines.config import TrainConfig
+from clipline.pipelines.config import CocaTrainConfig, TrainConfig
 from clipline.pipelines.data.loader import check_shards, dataset_size, expand_shards
 from clipline.pipelines.errors import ClipLineError
-from clipline.pipelines.models.registry import resolve_name
+from clipline.pipelines.models.registry import model_config, resolve_name
 from clipline.pipelines.store.query import run_query
 from clipline.pipelines.train import checkpoint as ckpt
 from clipline.pipelines.train.kinds import kind_of
@@ -47,7 +47,7 @@ class TrainPlan:
 
 def plan_training(config: TrainConfig) -> TrainPlan:
     """Validate the inputs, work out the number of steps and where the run starts, before any worker starts."""
-    resolve_name(config.model)
+    _check_model(config)
     urls = expand_shards(config.data)
     check_shards(urls)
     if config.val_data:
@@ -63,6 +63,13 @@ def plan_training(config: TrainConfig) -> TrainPlan:
         _check_same_data(config, state)
     return TrainPlan(_total_steps(config, size), len(urls), size, resume_from,
                      state.get("run_id") if state else None, ckpt.committed_checkpoints(config.output_uri))
+
+
+def _check_model(config: TrainConfig) -> None:
+    name = resolve_name(config.model)
+    if isinstance(config, CocaTrainConfig) and "multimodal_cfg" not in model_config(name):
+        raise ClipLineError(f"model {config.model} is not a CoCa model (its config has no multimodal_cfg)",
+                            "use --model clipline-tiny-coca or an open_clip coca_* model")
 
 
 def _check_checkpoint(uri: str) -> None:

@@ -1,4 +1,5 @@
--- Per-sample predictions of an evaluation, so failures can be inspected.
+-- Per-sample predictions of an evaluation, so failures can be inspected; captioning (task 'captioning') fills
+-- caption and references instead of the label columns. Files written before those two columns read them as NULL.
 CREATE TABLE predictions (
     run_id           VARCHAR NOT NULL,
     checkpoint       VARCHAR NOT NULL,

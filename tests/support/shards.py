@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from clipline.flows.demo_sample import caption
+from clipline.flows.demo_sample import DIGIT_NAMES, caption
 from clipline.pipelines.crawl.writer import tar_sink
 
 
@@ -28,10 +28,18 @@ def png(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+CAPTION_TEMPLATES = ("a handwritten {}", "the digit {}", "a drawing of a {}")
+
+
+def templated_caption(label: int, index: int) -> str:
+    """One of several captions of a digit, by sample index: "the digit seven", "a drawing of a seven", ..."""
+    return CAPTION_TEMPLATES[index % len(CAPTION_TEMPLATES)].format(DIGIT_NAMES[label])
+
+
 def write_digit_shards(folder: Path, num_shards: int, per_shard: int, offset: int = 0,
-                       captions: Callable[[int, int], str] | None = None) -> list[str]:
-    """`{i:05d}.tar` with key.png + key.txt ("a handwritten seven", or `captions(label, index)`) + key.json, and
-    sizes.json."""
+                       caption_of: Callable[[int, int], str] = lambda label, _: caption(label)) -> list[str]:
+    """`{i:05d}.tar` with key.png + key.txt ("a handwritten seven", or `caption_of(label, index)`) + key.json,
+    and sizes.json."""
     images, labels = digit_images()
     folder.mkdir(parents=True, exist_ok=True)
     uris = []
@@ -41,13 +49,8 @@ def write_digit_shards(folder: Path, num_shards: int, per_shard: int, offset: in
             for i in range(per_shard):
                 index = offset + shard * per_shard + i
                 label = int(labels[index])
-                text = (captions or _one_caption)(label, index)
-                sink.add(f"{shard:05d}{i:04d}", {"png": png(images[index]), "txt": text.encode(),
+                sink.add(f"{shard:05d}{i:04d}", {"png": png(images[index]), "txt": caption_of(label, index).encode(),
                                                  "json": json.dumps({"label": label}).encode()})
         uris.append(uri)
     (folder / "sizes.json").write_text(json.dumps({f"{s:05d}.tar": per_shard for s in range(num_shards)}))
     return uris
-
-
-def _one_caption(label: int, index: int) -> str:
-    return caption(label)

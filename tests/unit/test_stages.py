@@ -101,3 +101,19 @@ def test_the_pipeline_summary_names_each_stages_key_figures():
     assert _figure("evaluate", evaluation) == "zeroshot ensemble acc1 0.812"
     assert _figure("dataset_distance", distances) == "clip_image a~b excess 0.25"
     assert _figure("train_clip", {"final_loss": 2.5, "steps": 300, "run_id": "x"}) == "final_loss 2.5, steps 300"
+
+
+def test_the_caption_block_adds_a_coca_run_and_captions_of_the_held_out_images(config, tmp_path):
+    from clipline.pipelines.config import CaptionConfig, CocaTrainConfig
+
+    stages = stage_configs(PipelineConfig(**{**config.model_dump(), "caption": {"steps": 30,
+                                                                                "generate": {"method": "greedy"}}}))
+    assert list(stages)[-2:] == ["train_coca", "caption"]
+    assert all(dep in stages for name in stages for dep in STAGE_DEPENDS[name])
+    coca, caption = stages["train_coca"], stages["caption"]
+    work = tmp_path / "work"
+    assert isinstance(coca, CocaTrainConfig) and coca.steps == 30 and coca.model == "clipline-tiny-coca"
+    assert coca.data == str(work / "datasets" / "images") and coca.output_uri == str(work / "runs" / "coca")
+    assert isinstance(caption, CaptionConfig) and caption.checkpoint == coca.output_uri
+    assert caption.data == str(work / "datasets" / "held-out") and caption.generate.method == "greedy"
+    assert "train_coca" not in stage_configs(config)

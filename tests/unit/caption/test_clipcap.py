@@ -45,8 +45,8 @@ def templated(label: int, index: int) -> str:
 @pytest.fixture(scope="module")
 def root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("clipcap")
-    write_digit_shards(root / "train", num_shards=2, per_shard=64, captions=templated)
-    write_digit_shards(root / "val", num_shards=1, per_shard=64, offset=4000, captions=templated)
+    write_digit_shards(root / "train", num_shards=2, per_shard=64, caption_of=templated)
+    write_digit_shards(root / "val", num_shards=1, per_shard=64, offset=4000, caption_of=templated)
     (root / "lm.json").write_text(json.dumps(LM))
     return root
 
