@@ -74,6 +74,16 @@ def build_model(spec: str, augment: bool = True, weights: str | None = None, **m
         name, aug_cfg=aug_cfg, weights_only=True, output_dict=True, **model_kwargs)
     model_cfg = (json.loads((Path(weights) / "open_clip_config.json").read_text())["model_cfg"] if weights
                  else model_config(name))
+    if not weights and hasattr(model, "text_decoder"):
+        _init_coca_decoder(model.text_decoder)
     preprocess_cfg = dict(getattr(model.visual, "preprocess_cfg", {}) or {})
     return BuiltModel(model, preprocess_train, preprocess_val, open_clip.get_tokenizer(name), model_cfg,
                       preprocess_cfg)
+
+
+def _init_coca_decoder(decoder: torch.nn.Module) -> None:
+    """open_clip 3.3's MultimodalTransformer never calls its init_parameters (which fails: it reads a
+    `transformer` attribute it lacks), so a CoCa built from scratch keeps text_projection as torch.empty, whatever
+    that memory held (zeros in a fresh process, huge values after other work: a 1e35 first loss was seen). It is
+    initialised here as that method means to."""
+    torch.nn.init.normal_(decoder.text_projection, std=decoder.width ** -0.5)

@@ -114,16 +114,6 @@ class ImageText:
 class Coca(ImageText):
     config_type = CocaTrainConfig  # built and validated as image-text; step.build_loss gives it CoCaLoss
 
-    def build(self, config: CocaTrainConfig) -> TrainingModel:
-        built = super().build(config)
-        if not config.init:
-            # open_clip 3.3's MultimodalTransformer never calls its init_parameters (which fails: it reads a
-            # `transformer` attribute it lacks), so text_projection would start as torch.empty, whatever that
-            # memory held (zeros in a fresh process, huge values after other work); init it as that method means to
-            decoder = built.model.text_decoder
-            torch.nn.init.normal_(decoder.text_projection, std=decoder.width ** -0.5)
-        return built
-
 
 class VideoText:
     config_type = VideoTrainConfig
