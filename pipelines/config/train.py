@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from clipline.pipelines import storage
 from clipline.pipelines.config.base import Config, StoreConfig, _valid_uri
@@ -160,9 +160,17 @@ class VideoTrainConfig(TrainConfig):
         return self
 
 
+def _loss_required(schema: dict) -> None:
+    """In the JSON schema only, `loss` is required: Prefect's server checks a deployment's parameters against
+    the train_clip flow's oneOf [TrainConfig, CocaTrainConfig], and a config without `loss` must match one."""
+    schema["required"] = sorted({*schema.get("required", []), "loss"})
+
+
 class CocaTrainConfig(TrainConfig):
     """Train a CoCa captioner (contrastive and captioning losses together, open_clip's CoCa and CoCaLoss) on
     image-text shards; its checkpoints caption with `clipline caption`."""
+
+    model_config = ConfigDict(json_schema_extra=_loss_required)
 
     model: str = Field(default="clipline-tiny-coca", description="An open_clip CoCa model (its config has a "
                        "multimodal_cfg): a clipline config, an open_clip name or a JSON path.")
