@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from clipline.pipelines import storage
 from clipline.pipelines.config.base import Config, StoreConfig, _valid_uri
@@ -160,17 +160,9 @@ class VideoTrainConfig(TrainConfig):
         return self
 
 
-def _loss_required(schema: dict) -> None:
-    """In the JSON schema only, `loss` is required: Prefect's server checks a deployment's parameters against
-    the train_clip flow's oneOf [TrainConfig, CocaTrainConfig], and a config without `loss` must match one."""
-    schema["required"] = sorted({*schema.get("required", []), "loss"})
-
-
 class CocaTrainConfig(TrainConfig):
     """Train a CoCa captioner (contrastive and captioning losses together, open_clip's CoCa and CoCaLoss) on
     image-text shards; its checkpoints caption with `clipline caption`."""
-
-    model_config = ConfigDict(json_schema_extra=_loss_required)
 
     model: str = Field(default="clipline-tiny-coca", description="An open_clip CoCa model (its config has a "
                        "multimodal_cfg): a clipline config, an open_clip name or a JSON path.")
@@ -195,12 +187,8 @@ class CocaTrainConfig(TrainConfig):
 TRAIN_KINDS = {"image-text": TrainConfig, "coca": CocaTrainConfig}  # `clipline train --kind` -> its config
 
 
-def _train_kind(value) -> str:
-    loss = value.get("loss") if isinstance(value, dict) else getattr(value, "loss", None)
-    return "coca" if loss == "coca" else "image-text"
-
-
-# The train_clip flow's parameter: a config of either kind, told apart by its loss, so a CoCa config survives
-# Prefect's validation of flow parameters (from a deployment's JSON too).
-AnyTrainConfig = Annotated[Annotated[TrainConfig, Tag("image-text")] | Annotated[CocaTrainConfig, Tag("coca")],
-                           Discriminator(_train_kind)]
+# The train_clip flow's parameter: a config of either kind. A plain union (pydantic's smart mode: an instance keeps
+# its exact type, a dict goes to the first kind it fits, and only a CoCa config fits CocaTrainConfig's fields or
+# loss 'coca'); its JSON schema is an anyOf, which Prefect's server accepts for a deployment's parameters. (A
+# discriminated union gave a oneOf, and a plain config, valid under both, was refused by the server.)
+AnyTrainConfig = TrainConfig | CocaTrainConfig
