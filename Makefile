@@ -9,7 +9,13 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install browser demo test lint bench-ingest bench-train bench-train-video bench-ingest-videos bench-distance bench-eval bench-curate bench-scale-store bench-scale-plan serve schedule-on schedule-off cluster-up cluster-down clean
 
-install: $(DEPS_STAMP)
+# Reference tools kept apart from the project's dependencies, each in its own folder under $(VENV)/opt and
+# put on PYTHONPATH only where used. They are targets of their own, so an environment built before one was
+# added (CI keeps its venv across commits, keyed by pyproject.toml) gets it too.
+OPT_WEBDATASET := $(VENV)/opt/webdataset-0.2.86/webdataset
+OPT_CLIP_BENCHMARK := $(VENV)/opt/clip_benchmark-1.6.2/clip_benchmark
+
+install: $(DEPS_STAMP) $(OPT_WEBDATASET) $(OPT_CLIP_BENCHMARK)
 	@# The project itself is (re)linked on every call: a venv kept outside the
 	@# clone (CI's cache) must point at this checkout, not an earlier one.
 	@$(BIN)/pip install -q --no-deps --no-build-isolation -e . >/dev/null 2>&1 || \
@@ -19,12 +25,15 @@ $(DEPS_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip setuptools
 	$(BIN)/pip install -e '.[dev]'
-	@# open_clip 3.3's own trainer (the benchmark and a test run it) breaks on
-	@# webdataset 1.0; keep the last 0.2.x apart, put on PYTHONPATH only for it.
-	$(BIN)/pip install -q --no-deps --target $(VENV)/opt/webdataset-0.2.86 webdataset==0.2.86
-	@# clip_benchmark's captioning metric code, the reference of the captioning parity test (tests/support/cb_captioning.py).
-	$(BIN)/pip install -q --no-deps --target $(VENV)/opt/clip_benchmark-1.6.2 clip_benchmark==1.6.2
 	rm -f $(VENV)/.deps-* && touch $@
+
+# open_clip 3.3's own trainer (the benchmark and a test run it) breaks on webdataset 1.0: the last 0.2.x.
+$(OPT_WEBDATASET): | $(DEPS_STAMP)
+	$(BIN)/pip install -q --no-deps --target $(VENV)/opt/webdataset-0.2.86 webdataset==0.2.86
+
+# clip_benchmark's captioning metric code, the reference of the captioning parity tests (tests/support/cb_captioning.py).
+$(OPT_CLIP_BENCHMARK): | $(DEPS_STAMP)
+	$(BIN)/pip install -q --no-deps --target $(VENV)/opt/clip_benchmark-1.6.2 clip_benchmark==1.6.2
 
 demo: install
 	$(BIN)/python -m clipline.flows.demo
@@ -66,6 +75,7 @@ bench-scale-plan: install
 
 bench-curate: install
 	$(BIN)/python bench/curate.py
+	$(BIN)/python bench/curate_learning.py
 
 # A local Prefect server, the process work pool, `prefect deploy --all` (prefect.yaml) and a worker.
 serve: install

@@ -1,8 +1,9 @@
 """clip_benchmark 1.6.2's captioning metrics as a reference: its own code, run by tests/support/cb_captioning.py.
 
 clip_benchmark is installed with --no-deps (2 MB) where `make install` puts it
-($VENV/opt/clip_benchmark-1.6.2), or else once into pytest's cache; its
-captioning module runs on this interpreter's open_clip, tqdm and pycocoevalcap.
+($VENV/opt/clip_benchmark-1.6.2; installed there by the first test that needs it
+when make did not, e.g. a bare `pytest`); its captioning module runs on this
+interpreter's open_clip, tqdm and pycocoevalcap.
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ CB_VERSION = "1.6.2"
 SCRIPT = Path(__file__).resolve().parents[2] / "support" / "cb_captioning.py"
 
 
-def clip_benchmark_dir(cache) -> Path:
-    """A folder holding the `clip_benchmark` package (pytest's `config.cache` installs it when make did not)."""
-    made = Path(sys.executable).parents[1] / "opt" / f"clip_benchmark-{CB_VERSION}"
-    if (made / "clip_benchmark").is_dir():
-        return made
-    target = Path(cache.mkdir(f"clip_benchmark-{CB_VERSION}"))
+def clip_benchmark_dir() -> Path:
+    """The folder holding the `clip_benchmark` package, installed into it first if missing.
+
+    Not pytest's `config.cache`: CI runs with `-p no:cacheprovider`.
+    """
+    target = Path(sys.executable).parents[1] / "opt" / f"clip_benchmark-{CB_VERSION}"
     if not (target / "clip_benchmark").is_dir():
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target),
                         f"clip_benchmark=={CB_VERSION}"], check=True, capture_output=True, timeout=600)

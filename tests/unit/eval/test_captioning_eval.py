@@ -37,7 +37,7 @@ def _images(shard: str) -> list[bytes]:
 
 
 def test_eval_captioning_stores_metrics_equal_to_clip_benchmarks_on_the_stored_predictions(
-        baseline, prefect_server, tmp_path, capsys, request):
+        baseline, prefect_server, tmp_path, capsys):
     results = str(tmp_path / "results")
     status = main(["eval", "--checkpoint", baseline["bank"], "--data", baseline["test"], "--task", "captioning",
                    "--method", "greedy", "--json", "--results-uri", results])
@@ -51,7 +51,7 @@ def test_eval_captioning_stores_metrics_equal_to_clip_benchmarks_on_the_stored_p
     rows = run_query(results, 'SELECT key, caption, "references" FROM predictions WHERE task = \'captioning\' '
                      "ORDER BY key").rows
     assert len(rows) == 60 and all(len(refs) == 4 for _, _, refs in rows)  # key.txt + 3 from key.json
-    reference = clip_benchmark_captioning(clip_benchmark_dir(request.config.cache), [c for _, c, _ in rows],
+    reference = clip_benchmark_captioning(clip_benchmark_dir(), [c for _, c, _ in rows],
                                           [list(refs) for _, _, refs in rows])["eval"]
     for ours, theirs in {"bleu_1": "Bleu_1", "bleu_4": "Bleu_4", "rouge_l": "ROUGE_L", "cider": "CIDEr"}.items():
         assert stored[ours] == pytest.approx(reference[theirs], abs=1e-6, rel=0), ours

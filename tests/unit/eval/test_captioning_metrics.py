@@ -19,9 +19,9 @@ CB_NAMES = {"bleu_1": "Bleu_1", "bleu_2": "Bleu_2", "bleu_3": "Bleu_3", "bleu_4"
 
 
 @pytest.fixture(scope="session")
-def clip_benchmark_reference(request) -> dict:
+def clip_benchmark_reference() -> dict:
     """clip_benchmark 1.6.2's metrics on CASES, computed once by its own captioning code."""
-    folder = clip_benchmark_dir(request.config.cache)
+    folder = clip_benchmark_dir()
     return clip_benchmark_captioning(folder, [c for c, _ in CASES], [refs for _, refs in CASES])
 
 
