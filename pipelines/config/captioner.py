@@ -68,10 +68,4 @@ class CaptionerTrainConfig(TrainConfig):
         if given:
             raise ValueError(f"{', '.join(given)}: contrastive-training options; the captioner's CLIP is --clip, "
                              "kept frozen")
-        if self.accum_freq != 1:
-            raise ValueError("accum_freq is for contrastive batches; the caption loss is per sample: raise "
-                             "batch_size instead")
-        if self.min_workers is not None:  # elastic training keeps the global batch by raising accumulation
-            raise ValueError("min_workers (elastic training) raises accum_freq when workers are lost, which the "
-                             "caption loss does not take; train the captioner with a fixed --workers")
         return self

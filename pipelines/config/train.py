@@ -174,9 +174,6 @@ class CocaTrainConfig(TrainConfig):
 
     @model_validator(mode="after")
     def _check_coca(self) -> CocaTrainConfig:
-        # the captioning loss is a mean per micro-batch: K accumulated micro-batches would weigh it K times
-        if self.accum_freq != 1:
-            raise ValueError("accum_freq is not available for coca training; raise batch_size instead")
         if self.lock_image:
             raise ValueError("lock_image is not available for coca training (open_clip's CoCa has no lock)")
         if self.distill_model:

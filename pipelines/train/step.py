@@ -9,6 +9,13 @@ from one micro-batch's loss only: each of the K losses is the whole batch's
 loss, so letting all K reach it would scale its gradient by K. The summed
 gradients then equal those of one K x B batch.
 
+Loss terms that are a mean over the micro-batch's own samples (the caption
+cross-entropy of CoCa and ClipCap) are not whole-batch losses: each of the K
+micro-batches weighs 1/K of it, the mean of K means, as DDP's gradient mean
+over workers makes it (equal to the K x B batch's mean when the micro-batches
+hold as many caption tokens). So captioners accumulate too, and train
+elastically (`min_workers` raises accumulation when workers are lost).
+
 With a teacher (distillation), its features of each micro-batch join the
 model's outputs as `dist_*` (open_clip's DistillClipLoss inputs).
 """
@@ -57,9 +64,15 @@ def autocast(config: TrainConfig, device: torch.device):
     return contextlib.nullcontext()
 
 
-def _loss_value(loss_fn, out: dict) -> torch.Tensor:
+# Loss terms (by open_clip's output_dict names) that are a mean over the micro-batch's own samples or tokens.
+PER_MICRO_BATCH = ("caption_loss",)
+
+
+def _losses(loss_fn, out: dict, micro_batches: int = 1) -> tuple[torch.Tensor, float]:
+    """The loss to backpropagate (a per-micro-batch term weighs 1/K) and the plain sum of the terms (to log)."""
     losses = loss_fn(**out, output_dict=True)
-    return sum(losses.values())
+    weighted = sum(value / micro_batches if name in PER_MICRO_BATCH else value for name, value in losses.items())
+    return weighted, sum(losses.values()).item()
 
 
 def _forward(model, teacher, images, tokens) -> dict:
@@ -83,9 +96,8 @@ def train_step(model, loss_fn, optimizer, scaler, micro_batches, config: TrainCo
     if len(micro_batches) == 1:
         images, tokens = micro_batches[0]
         with autocast(config, device):
-            loss = _loss_value(loss_fn, _forward(model, teacher, images, tokens))
+            loss, total = _losses(loss_fn, _forward(model, teacher, images, tokens))
         _backward(loss, scaler)
-        total = loss.item()
     else:
         total = _accumulated_step(model, teacher, loss_fn, scaler, micro_batches, config, device)
     _optimizer_step(optimizer, scaler)
@@ -97,8 +109,11 @@ def train_step(model, loss_fn, optimizer, scaler, micro_batches, config: TrainCo
 
 
 def _accumulated_step(model, teacher, loss_fn, scaler, micro_batches, config, device) -> float:
+    k = len(micro_batches)
     with torch.no_grad(), autocast(config, device):
-        cached = [_forward(model, teacher, images, tokens) for images, tokens in micro_batches]
+        first = _forward(model, teacher, *micro_batches[0])
+        contrastive = any(key in first for key in FEATURES)  # a captioner alone needs no cached features
+        cached = [first, *(_forward(model, teacher, *batch) for batch in micro_batches[1:])] if contrastive else []
     total = 0.0
     for j, (images, tokens) in enumerate(micro_batches):
         with autocast(config, device):
@@ -110,9 +125,9 @@ def _accumulated_step(model, teacher, loss_fn, scaler, micro_batches, config, de
             for key in SHARED:
                 if key in merged and j > 0:
                     merged[key] = merged[key].detach()  # its gradient comes from micro-batch 0's loss alone
-            loss = _loss_value(loss_fn, merged)
+            loss, plain = _losses(loss_fn, merged, k)
         _backward(loss, scaler)
-        total += loss.item() / len(micro_batches)
+        total += plain / k  # contrastive terms: the whole batch's loss each time; caption terms: their mean
     return total
 
 

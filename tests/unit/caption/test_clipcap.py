@@ -23,13 +23,14 @@ from clipline.pipelines.caption.captioner import captioner_kind
 from clipline.pipelines.caption.clipcap import load_clipcap
 from clipline.pipelines.config import CaptionerTrainConfig, GenerateConfig, StoreConfig, TrainConfig
 from clipline.pipelines.data.loader import image_sample
-from clipline.pipelines.models.caption_lm import CaptionTokens
+from clipline.pipelines.models.caption_lm import IGNORE, CaptionTokens
 from clipline.pipelines.models.clipcap import LM_WEIGHTS, MAPPING_WEIGHTS
 from clipline.pipelines.train import checkpoint as ckpt
 from clipline.pipelines.train.clipcap import validate_captions
 from clipline.pipelines.train.kinds import TRAINING_KINDS
+from clipline.pipelines.train.step import train_step
 from clipline.pipelines.train.trainer import fit, plan_training
-from support.shards import digit_images, write_digit_shards
+from support.shards import digit_images, png, write_digit_shards
 
 TEMPLATES = ("a handwritten {}", "the digit {}", "a picture of a {}", "{} written by hand")
 CLIP_CONFIG = Path(__file__).with_name("clipcap-test-clip.json")  # 32 px, 64 wide: a contrastive step is cheap
@@ -107,6 +108,35 @@ def test_clip_tower_is_bitwise_unchanged(clip_checkpoint, mlp_run):
     after = ckpt.load_checkpoint(mlp_run[1]["checkpoint"]).weights
     assert before.keys() == after.keys()
     assert all(torch.equal(before[key], after[key]) for key in before)
+
+
+def _step_grads(config: CaptionerTrainConfig, micro_batches) -> tuple[float, dict]:
+    """One training step of a fresh ClipCap (same seed: same initial weights) at lr 0: its loss and gradients.
+    In eval mode: GPT-2's dropout would give the two steps different functions."""
+    built = TRAINING_KINDS["clipcap"].build(config)
+    built.model.eval()
+    trainable = [p for p in built.model.parameters() if p.requires_grad]
+    loss = train_step(built.model, built.loss, torch.optim.SGD(trainable, lr=0.0), None, micro_batches, config,
+                      torch.device("cpu"))
+    return loss, {n: p.grad.clone() for n, p in built.model.named_parameters() if p.grad is not None}
+
+
+def test_accumulating_4_micro_batches_gives_the_gradients_of_one_batch(root, clip_checkpoint):
+    """The caption loss is a mean over each micro-batch's tokens: accumulated, each of the K weighs 1/K (the
+    captions here are equally long, so the mean of the means is the batch's mean)."""
+    config = captioner_config(root, clip_checkpoint, "accum", val_data=None)
+    built = TRAINING_KINDS["clipcap"].build(config)
+    images, labels = digit_images()
+    pixels = torch.stack([built.decode_val({"png": png(images[i]), "txt": b""})[0] for i in range(16)])
+    tokens = built.tokenizer([f"the digit {DIGIT_NAMES[int(label)]}" for label in labels[:16]])
+    assert (tokens != IGNORE).sum(1).unique().numel() == 1  # as many tokens in every caption
+    whole_loss, whole = _step_grads(config, [(pixels, tokens)])
+    micro = [(pixels[i:i + 4], tokens[i:i + 4]) for i in range(0, 16, 4)]
+    accumulated_loss, accumulated = _step_grads(config.model_copy(update={"accum_freq": 4}), micro)
+    assert whole.keys() == accumulated.keys() and whole
+    for name in whole:
+        assert torch.allclose(whole[name], accumulated[name], atol=1e-6, rtol=0), name
+    assert accumulated_loss == pytest.approx(whole_loss, abs=1e-6)
 
 
 def save_local_gpt2(folder: Path) -> None:

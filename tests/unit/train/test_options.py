@@ -9,11 +9,11 @@ import pytest
 import torch
 from open_clip.loss import ClipLoss, DistillClipLoss, SigLipLoss
 
-from clipline.pipelines.config import StoreConfig, TrainConfig
+from clipline.pipelines.config import CocaTrainConfig, StoreConfig, TrainConfig
 from clipline.pipelines.errors import ClipLineError
 from clipline.pipelines.models.registry import build_model
 from clipline.pipelines.train import checkpoint as ckpt
-from clipline.pipelines.train.kinds import ImageText
+from clipline.pipelines.train.kinds import TRAINING_KINDS, ImageText
 from clipline.pipelines.train.step import build_loss, train_step
 from clipline.pipelines.train.trainer import plan_training
 
@@ -53,6 +53,23 @@ def test_accumulation_4x8_gives_the_gradients_of_batch_32(batch, tmp_path, loss)
     micro = [(images[i:i + 8], tokens[i:i + 8]) for i in range(0, 32, 8)]
     accumulated_loss, accumulated = step_grads(config(tmp_path, loss=loss, accum_freq=4), micro)
     assert whole.keys() == accumulated.keys() and "logit_scale" in whole
+    for name in whole:
+        assert torch.allclose(whole[name], accumulated[name], atol=1e-5, rtol=0), name
+    assert accumulated_loss == pytest.approx(whole_loss, abs=1e-5)
+
+
+def test_coca_accumulation_4x8_gives_the_gradients_of_batch_32(batch, tmp_path):
+    """CoCa's caption term is a mean over each micro-batch's tokens: accumulated, each of the 4 weighs 1/4 (the
+    captions are equally long, so the mean of the 4 means is the batch's mean); its contrastive term is whole."""
+    cfg = CocaTrainConfig(data=str(tmp_path / "unused.tar"), output_uri=str(tmp_path / "run"), steps=1,
+                          augment=False, weight_decay=0.0, store=StoreConfig(results_uri=str(tmp_path / "results")))
+    images, tokens = batch
+    assert len({int(row.count_nonzero()) for row in tokens}) == 1  # as many caption tokens in every micro-batch
+    whole_loss, whole = step_grads(cfg, [batch], model=TRAINING_KINDS["coca"].build(cfg).model)
+    micro = [(images[i:i + 8], tokens[i:i + 8]) for i in range(0, 32, 8)]
+    accumulated_loss, accumulated = step_grads(cfg.model_copy(update={"accum_freq": 4}), micro,
+                                               model=TRAINING_KINDS["coca"].build(cfg).model)
+    assert whole.keys() == accumulated.keys() and any(n.startswith("text_decoder") for n in whole)
     for name in whole:
         assert torch.allclose(whole[name], accumulated[name], atol=1e-5, rtol=0), name
     assert accumulated_loss == pytest.approx(whole_loss, abs=1e-5)
