@@ -64,12 +64,30 @@ class Layout:
     """Where a pipeline's datasets, runs and report live under its workdir."""
 
     workdir: str
+    curated: str | None = None  # the curated dataset's name, when the pipeline curates
+
+    @classmethod
+    def of(cls, config: PipelineConfig) -> Layout:
+        """The curated dataset is named by the curate block's hash: other options give another dataset (and
+        training runs), so a rerun never resumes a run on data it was not trained on."""
+        if config.curate is None:
+            return cls(config.workdir)
+        digest = hashlib.sha256(config.curate.model_dump_json().encode()).hexdigest()[:8]
+        return cls(config.workdir, f"curated-{digest}")
 
     def dataset(self, name: str) -> str:
         return storage.join(self.workdir, "datasets", name)
 
     def run(self, name: str) -> str:
         return storage.join(self.workdir, "runs", name)
+
+    @property
+    def training_data(self) -> str:
+        return self.dataset(self.curated or "images")
+
+    def training_run(self, base: str) -> str:
+        """A training run's folder: runs on curated data carry the curated dataset's name."""
+        return self.run(f"{base}-{self.curated}" if self.curated else base)
 
     @property
     def report(self) -> str:
@@ -84,36 +102,17 @@ def _ingest(config: PipelineConfig, url_list: str, output: str) -> IngestConfig:
         image=ImageConfig(image_size=config.image_size, resize_mode="border"))
 
 
-def _curated_name(config: PipelineConfig) -> str | None:
-    """The curated dataset's name, keyed by the curate block: other options give another dataset (and training
-    run), so a rerun never resumes a run on data it was not trained on."""
-    if config.curate is None:
-        return None
-    return "curated-" + hashlib.sha256(config.curate.model_dump_json().encode()).hexdigest()[:8]
-
-
 def _curate(config: PipelineConfig, layout: Layout) -> CurateConfig:
     options = config.curate.model_dump(exclude={"decontaminate_held_out"})
     if config.curate.decontaminate_held_out:
         options["decontaminate"] = [*options["decontaminate"], f"held-out={layout.dataset('held-out')}"]
-    return CurateConfig(data=layout.dataset("images"), output_uri=layout.dataset(_curated_name(config)),
+    return CurateConfig(data=layout.dataset("images"), output_uri=layout.dataset(layout.curated),
                         scores_uri=storage.join(config.workdir, "curate-scores"),
                         samples_per_shard=config.samples_per_shard, store=config.store, **options)
 
 
-def _run_name(config: PipelineConfig, base: str) -> str:
-    """A training run's folder name: runs on curated data carry the curated dataset's name."""
-    curated = _curated_name(config)
-    return f"{base}-{curated}" if curated else base
-
-
-def _clip_run(config: PipelineConfig, layout: Layout) -> str:
-    return layout.run(_run_name(config, "clip"))
-
-
 def _train(config: PipelineConfig, layout: Layout) -> TrainConfig:
-    data = layout.dataset(_curated_name(config) or "images")
-    return TrainConfig(data=data, output_uri=_clip_run(config, layout), model=config.model,
+    return TrainConfig(data=layout.training_data, output_uri=layout.training_run("clip"), model=config.model,
                        steps=config.steps, batch_size=config.batch_size, lr=config.lr, warmup=config.warmup,
                        workers=config.train_workers, checkpoint_every=max(config.steps // 2, 1), resampled=True,
                        data_workers=1, seed=config.seed, store=config.store, resume="auto")
@@ -124,7 +123,7 @@ def _caption_stages(config: PipelineConfig, layout: Layout) -> dict[str, BaseMod
     if config.caption is None:
         return {}
     coca = CocaTrainConfig(**{**_train(config, layout).model_dump(exclude={"loss", "store"}),
-                              "output_uri": layout.run(_run_name(config, "coca")), "model": config.caption.model,
+                              "output_uri": layout.training_run("coca"), "model": config.caption.model,
                               "steps": config.caption.steps, "checkpoint_every": config.caption.steps},
                            store=config.store)
     return {"train_coca": coca,
@@ -135,8 +134,8 @@ def _caption_stages(config: PipelineConfig, layout: Layout) -> dict[str, BaseMod
 
 def stage_configs(config: PipelineConfig) -> dict[str, BaseModel]:
     """Every stage's config, in DAG order; a stage without input (no video list) is left out."""
-    layout = Layout(config.workdir)
-    clip_run = _clip_run(config, layout)
+    layout = Layout.of(config)
+    clip_run = layout.training_run("clip")
     stages: dict[str, BaseModel] = {
         "ingest_images": _ingest(config, config.image_url_list, layout.dataset("images")),
         "ingest_held_out": _ingest(config, config.eval_url_list, layout.dataset("held-out")),
@@ -157,7 +156,7 @@ def stage_configs(config: PipelineConfig) -> dict[str, BaseModel]:
             image=ImageConfig(image_size=config.image_size, resize_mode="center_crop"),
             video=VideoConfig(num_frames=config.num_frames))
         stages["train_video"] = VideoTrainConfig(
-            data=layout.dataset("videos"), output_uri=layout.run(_run_name(config, f"video-{config.video_head}")),
+            data=layout.dataset("videos"), output_uri=layout.training_run(f"video-{config.video_head}"),
             model=config.model,
             init=ckpt.checkpoint_uri(clip_run, config.steps), steps=config.video_steps,
             batch_size=min(config.batch_size, 32), lr=config.lr,

@@ -5,10 +5,9 @@ from __future__ import annotations
 from itertools import groupby
 
 from clipline.pipelines.config import ReportConfig
-from clipline.pipelines.errors import ClipLineError
 from clipline.pipelines.report import html
 from clipline.pipelines.report.store import named_rows
-from clipline.pipelines.report.thumbnails import thumbnails
+from clipline.pipelines.report.thumbnails import example_image, example_images
 
 
 def _references(row: dict) -> str:
@@ -18,18 +17,13 @@ def _references(row: dict) -> str:
 
 
 def _example(row: dict, images: dict[str, bytes]) -> str:
-    image = html.png(images[row["key"]], row["key"], "thumb") if row["key"] in images else ""
+    image = example_image(row, images)
     return (f'<div class="example">{image}<p><b>{html.escape(row["key"])}</b></p>'
             f'<p class="caption">generated: <b>{html.escape(row["caption"] or "")}</b></p>{_references(row)}</div>')
 
 
 def _evaluation(dataset: str, checkpoint: str, strategy: str | None, rows: list[dict]) -> str:
-    try:
-        images = thumbnails(dataset, [r["key"] for r in rows])
-        missing = "" if images else html.note(f"No thumbnails: the samples of {dataset} are not readable files "
-                                              "or tar members here.")
-    except ClipLineError as e:
-        images, missing = {}, html.note(f"Thumbnails skipped: {e}")
+    images, missing = example_images(dataset, rows)
     examples = "".join(_example(r, images) for r in rows)
     title = f"{dataset} · {checkpoint}" + (f" · {strategy}" if strategy else "")
     return f'{html.heading(title)}{missing}<div class="examples">{examples}</div>'

@@ -8,8 +8,10 @@ from collections.abc import Sequence
 
 from PIL import Image, UnidentifiedImageError
 
+from clipline.pipelines.errors import ClipLineError
 from clipline.pipelines.eval.readers import ReadOptions, read_raw
 from clipline.pipelines.eval.sources import read_images
+from clipline.pipelines.report import html
 
 log = logging.getLogger(__name__)
 
@@ -40,3 +42,19 @@ def thumbnails(dataset_spec: str, keys: Sequence[str], size: int = 160) -> dict[
         except (UnidentifiedImageError, OSError) as e:
             log.warning("sample %s of %s is no readable image: %s", wanted[index], dataset_spec, e)
     return found
+
+
+def example_images(dataset_spec: str, rows: Sequence[dict]) -> tuple[dict[str, bytes], str]:
+    """Thumbnails of the rows' samples, and a note for the page when there are none (empty when there are)."""
+    try:
+        images = thumbnails(dataset_spec, [r["key"] for r in rows])
+    except ClipLineError as e:
+        return {}, html.note(f"Thumbnails skipped: {e}")
+    missing = "" if images else html.note(f"No thumbnails: the samples of {dataset_spec} are not readable files or "
+                                          "tar members here.")
+    return images, missing
+
+
+def example_image(row: dict, images: dict[str, bytes]) -> str:
+    """The row's thumbnail as an <img>, or nothing."""
+    return html.png(images[row["key"]], row["key"], "thumb") if row["key"] in images else ""
