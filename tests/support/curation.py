@@ -69,3 +69,7 @@ def save_untrained(run: Path, model_json: Path = MICRO, edit=None) -> str:
     if edit:
         edit(config)
     return save_checkpoint(str(run), 1, built.model, config, {"step": 1})
+
+# A 2-layer CLIP on 28 px digits that learns to tell digits apart in about a minute of CPU training (the caption-noise
+# test and bench/curate_learning.py train it).
+NOISE_MODEL = Path(__file__).resolve().parent / "digits-clip.json"

@@ -54,3 +54,20 @@ def write_digit_shards(folder: Path, num_shards: int, per_shard: int, offset: in
         uris.append(uri)
     (folder / "sizes.json").write_text(json.dumps({f"{s:05d}.tar": per_shard for s in range(num_shards)}))
     return uris
+
+
+def write_noisy_digit_shards(folder: Path, num_shards: int, per_shard: int, swap_fraction: float,
+                             seed: int = 0, offset: int = 0) -> set[str]:
+    """Digit shards with templated captions, `swap_fraction` of them (chosen by `seed`) captioned as another,
+    random class (its json keeps the true label). Returns the keys of the swapped pairs."""
+    total = num_shards * per_shard
+    rng = np.random.default_rng(seed)
+    swapped = set(rng.choice(total, size=round(swap_fraction * total), replace=False).tolist())
+    wrong = {i: int(w) for i, w in zip(sorted(swapped), rng.integers(1, 10, size=len(swapped)), strict=True)}
+
+    def caption_of(label: int, index: int) -> str:
+        shift = wrong.get(index - offset, 0)  # 1-9 classes away for a swapped pair: never its own class
+        return templated_caption((label + shift) % 10, index)
+
+    write_digit_shards(folder, num_shards, per_shard, offset=offset, caption_of=caption_of)
+    return {f"{i // per_shard:05d}{i % per_shard:04d}" for i in swapped}
