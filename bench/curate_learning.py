@@ -32,13 +32,12 @@ import pyarrow.parquet as pq
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the digit shards of the tests
 from docs_section import machine_info, update_section  # noqa: E402
 
-from clipline.flows.demo_sample import DIGIT_NAMES  # noqa: E402
 from clipline.pipelines.config import CurateConfig, StoreConfig, TrainConfig  # noqa: E402
 from clipline.pipelines.curate.run import curate  # noqa: E402
-from clipline.pipelines.eval.features import embed_images, embed_texts, load_encoder  # noqa: E402
 from clipline.pipelines.train.trainer import fit, plan_training  # noqa: E402
 from support.curation import NOISE_MODEL  # noqa: E402
-from support.shards import CAPTION_TEMPLATES, digit_images, png, write_noisy_digit_shards  # noqa: E402
+from support.shards import write_noisy_digit_shards  # noqa: E402
+from support.zeroshot import digit_zero_shot_top1, held_out_digits  # noqa: E402
 
 log = logging.getLogger("bench.curate_learning")
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
@@ -49,18 +48,9 @@ SHARDS, PER_SHARD, HELD_OUT = 10, 400, 1000  # training digits 0-3999, held-out 
 def train(data: str, out: Path, args, seed: int) -> str:
     config = TrainConfig(data=data, output_uri=str(out), model=args.model, steps=args.steps,
                          batch_size=args.batch_size, lr=args.lr, warmup=10, weight_decay=0.0, seed=seed, workers=0,
-                         log_every=100, checkpoint_every=args.steps, data_workers=1, augment=False,
+                         log_every=100, checkpoint_every=args.steps, data_workers=0, augment=False,
                          store=StoreConfig(results_uri=str(out.parent / "results")))
     return fit(config, plan_training(config), out.name)["checkpoint"]
-
-
-def zero_shot_top1(checkpoint: str, images: list[bytes], labels: np.ndarray) -> float:
-    encoder = load_encoder(checkpoint)
-    prompts = [template.format(name) for name in DIGIT_NAMES for template in CAPTION_TEMPLATES]
-    text = embed_texts(encoder, prompts).reshape(len(DIGIT_NAMES), len(CAPTION_TEMPLATES), -1).mean(1)
-    text /= np.linalg.norm(text, axis=1, keepdims=True)
-    predicted = (embed_images(encoder, images) @ text.T).argmax(1)
-    return float((predicted == labels).mean())
 
 
 def one_seed(root: Path, args, seed: int, held_out: tuple[list[bytes], np.ndarray]) -> dict:
@@ -74,8 +64,8 @@ def one_seed(root: Path, args, seed: int, held_out: tuple[list[bytes], np.ndarra
     kept = set(pq.read_table(root / f"curated-{seed}" / "kept_keys.parquet").column("key").to_pylist())
     curated = train(str(root / f"curated-{seed}"), root / f"curated-run-{seed}", args, seed)
     every = SHARDS * PER_SHARD
-    row = {"seed": seed, "uncurated": zero_shot_top1(uncurated, *held_out),
-           "curated": zero_shot_top1(curated, *held_out), "kept": result.kept,
+    row = {"seed": seed, "uncurated": digit_zero_shot_top1(uncurated, *held_out),
+           "curated": digit_zero_shot_top1(curated, *held_out), "kept": result.kept,
            "swapped_removed": len(swapped - kept) / len(swapped),
            "clean_kept": (len(kept) - len(kept & swapped)) / (every - len(swapped)),
            "seconds": time.perf_counter() - start}
@@ -119,8 +109,7 @@ def main() -> None:
     parser.add_argument("--swap", type=float, default=0.3, help="fraction of captions swapped to a wrong class")
     parser.add_argument("--model", default=str(NOISE_MODEL), help="open_clip JSON config or model name")
     args = parser.parse_args()
-    images, labels = digit_images()
-    held_out = ([png(images[i]) for i in range(4000, 4000 + HELD_OUT)], labels[4000:4000 + HELD_OUT].astype(int))
+    held_out = held_out_digits(SHARDS * PER_SHARD, HELD_OUT)
     with tempfile.TemporaryDirectory() as tmp:
         rows = [one_seed(Path(tmp), args, seed, held_out) for seed in range(args.seeds)]
     update_section(DOC, HEADING, section(rows, args))

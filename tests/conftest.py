@@ -141,6 +141,17 @@ def caption_digits(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def digits_clip(caption_digits, tmp_path_factory) -> str:
+    """A CLIP that tells digits apart (zero-shot top-1 about 0.88 on the held-out 500), trained once on
+    `caption_digits` in about 60 s: the teacher of the distillation test and the frozen CLIP of ClipCap's."""
+    from clipline.pipelines.train.trainer import fit, plan_training
+    from support.captioning import digits_clip_config
+
+    config = digits_clip_config(caption_digits, tmp_path_factory.mktemp("digits-clip") / "run")
+    return fit(config, plan_training(config), "digits-clip")["checkpoint"]
+
+
+@pytest.fixture(scope="session")
 def coca_checkpoint(caption_digits, tmp_path_factory) -> str:
     """A tiny CoCa briefly trained on `caption_digits` by `clipline train --kind coca`'s code (Ray Train local
     mode): its checkpoint loads and generates, its captions are not yet right (test_coca's accuracy test trains

@@ -1,10 +1,11 @@
-"""A tiny CoCa trained on digits with templated captions, shared by the captioning tests."""
+"""Digits with templated captions, a tiny CoCa and a digits CLIP, shared by the captioning and distillation tests."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from clipline.pipelines.config import CocaTrainConfig, StoreConfig
+from clipline.pipelines.config import CocaTrainConfig, StoreConfig, TrainConfig
+from support.curation import NOISE_MODEL
 from support.shards import templated_caption, write_digit_shards
 
 COCA_MICRO = str(Path(__file__).with_name("coca-micro.json"))  # 28 px digits, 8-token captions
@@ -13,18 +14,50 @@ PLUMBING_STEPS = 20  # enough for a checkpoint that generates; the captions are 
 ACCURACY_STEPS = 300  # the class-word accuracy test's run (off by default: CLIPLINE_TEST_CAPTION_ACCURACY=1)
 
 
+TRAIN_SHARDS = "{00000..00009}.tar"
+
+
 def write_caption_digits(root: Path) -> Path:
-    """Training digits (4 x 384, indices 0-1535) and 500 held-out ones (from index 4000), each caption one of
+    """Training digits (10 x 400, indices 0-3999) and 500 held-out ones (from index 4000), each caption one of
     three templates ("the digit seven", ...)."""
-    write_digit_shards(root / "train", num_shards=4, per_shard=384, caption_of=templated_caption)
+    write_digit_shards(root / "train", num_shards=10, per_shard=400, caption_of=templated_caption)
     write_digit_shards(root / "held-out", num_shards=1, per_shard=NUM_HELD_OUT, offset=4000,
                        caption_of=templated_caption)
     return root
 
 
 def coca_config(digits: Path, run: Path, **overrides) -> CocaTrainConfig:
-    settings = dict(data=str(digits / "train" / "{00000..00003}.tar"), output_uri=str(run), model=COCA_MICRO,
+    settings = dict(data=str(digits / "train" / TRAIN_SHARDS), output_uri=str(run), model=COCA_MICRO,
                     steps=PLUMBING_STEPS, batch_size=64, lr=3e-3, warmup=5, workers=0, log_every=10,
-                    augment=False, data_workers=1, store=StoreConfig(results_uri=str(run.parent / "results")))
+                    augment=False, data_workers=0, store=StoreConfig(results_uri=str(run.parent / "results")))
     settings = {**settings, **overrides}
     return CocaTrainConfig(**settings, checkpoint_every=settings["steps"])
+
+
+def digits_clip_config(digits: Path, run: Path, **overrides) -> TrainConfig:
+    """support's digits-clip (2-layer ViT, 28 px): 400 steps of 128 on the 4,000 training digits tell the digits
+    apart (zero-shot top-1 0.88 on the held-out 500), about 60 s on 2 cores."""
+    settings = dict(data=str(digits / "train" / TRAIN_SHARDS), output_uri=str(run), model=str(NOISE_MODEL), steps=400,
+                    batch_size=128, lr=3e-3, warmup=10, weight_decay=0.0, workers=0, log_every=100, data_workers=0,
+                    augment=False, store=StoreConfig(results_uri=str(run.parent / "results")))
+    settings = {**settings, **overrides}
+    return TrainConfig(**settings, checkpoint_every=settings["steps"])
+
+
+def save_local_gpt2(folder: Path, texts: list[str], **gpt2) -> None:
+    """A small GPT-2 folder as save_pretrained writes one: a byte-level BPE tokenizer of about 400 tokens trained on
+    `texts`, and an untrained GPT2LMHeadModel of `gpt2` (n_layer, n_embd, n_head)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast
+
+    eos_token = "<|endoftext|>"
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=400, special_tokens=[eos_token],
+                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tokenizer = GPT2TokenizerFast(tokenizer_object=bpe, eos_token=eos_token, bos_token=eos_token, unk_token=eos_token)
+    tokenizer.save_pretrained(folder)
+    eos = tokenizer.eos_token_id
+    GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_positions=64, bos_token_id=eos, eos_token_id=eos,
+                               **gpt2)).save_pretrained(folder)

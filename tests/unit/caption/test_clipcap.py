@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast
+from transformers import GPT2LMHeadModel
 
 from clipline.flows.cli import main
 from clipline.flows.demo_sample import DIGIT_NAMES
@@ -30,12 +29,12 @@ from clipline.pipelines.train.clipcap import validate_captions
 from clipline.pipelines.train.kinds import TRAINING_KINDS
 from clipline.pipelines.train.step import train_step
 from clipline.pipelines.train.trainer import fit, plan_training
+from support.captioning import save_local_gpt2
 from support.shards import digit_images, png, write_digit_shards
 
 TEMPLATES = ("a handwritten {}", "the digit {}", "a picture of a {}", "{} written by hand")
 CLIP_CONFIG = Path(__file__).with_name("clipcap-test-clip.json")  # 32 px, 64 wide: a contrastive step is cheap
 LM = {"n_layer": 2, "n_embd": 32, "n_head": 2}  # the output layer over open_clip's 49,408 tokens dominates
-EOS = "<|endoftext|>"
 HELD_OUT = slice(4500, 4516)  # after the training and validation digits
 
 
@@ -139,25 +138,11 @@ def test_accumulating_4_micro_batches_gives_the_gradients_of_one_batch(root, cli
     assert accumulated_loss == pytest.approx(whole_loss, abs=1e-6)
 
 
-def save_local_gpt2(folder: Path) -> None:
-    """A small GPT-2 folder as save_pretrained writes one: a byte-level BPE tokenizer trained on the captions."""
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    texts = [templated(label, i) for label in range(10) for i in range(len(TEMPLATES))]
-    bpe.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=400, special_tokens=[EOS],
-                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    tokenizer = GPT2TokenizerFast(tokenizer_object=bpe, eos_token=EOS, bos_token=EOS, unk_token=EOS)
-    tokenizer.save_pretrained(folder)
-    eos = tokenizer.eos_token_id
-    GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_positions=64, bos_token_id=eos, eos_token_id=eos,
-                               **LM)).save_pretrained(folder)
-
-
 def test_frozen_local_gpt2_stays_bitwise_while_the_mapping_trains(root, clip_checkpoint, tmp_path):
     """--lm FOLDER --freeze-lm (the paper's transformer setup): the checkpoint's LM is the folder's, bit for bit,
     the mapping moved, and the checkpoint carries the GPT-2's tokenizer (it captions with the folder gone)."""
-    save_local_gpt2(tmp_path / "gpt2")
+    save_local_gpt2(tmp_path / "gpt2", [templated(label, i) for label in range(10) for i in range(len(TEMPLATES))],
+                    **LM)
     config = captioner_config(root, clip_checkpoint, "frozen", lm=str(tmp_path / "gpt2"), freeze_lm=True,
                               mapping="transformer", steps=3, val_data=None)
     uri = train(config)["checkpoint"]
