@@ -7,7 +7,7 @@ DEPS_STAMP := $(VENV)/.deps-$(shell sha256sum pyproject.toml | cut -c1-16)
 PYTEST_ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install browser demo test lint bench-ingest bench-train bench-train-video bench-ingest-videos bench-distance bench-eval bench-curate bench-scale-store bench-scale-plan serve schedule-on schedule-off cluster-up cluster-down clean
+.PHONY: install browser demo test lint bench-ingest bench-train bench-caption bench-train-video bench-ingest-videos bench-distance bench-eval bench-curate bench-scale-store bench-scale-plan serve schedule-on schedule-off cluster-up cluster-down clean
 
 # Reference tools kept apart from the project's dependencies, each in its own folder under $(VENV)/opt and
 # put on PYTHONPATH only where used. They are targets of their own, so an environment built before one was
@@ -54,6 +54,9 @@ bench-ingest: install
 
 bench-train: install
 	$(BIN)/python bench/train.py
+
+bench-caption: install
+	$(BIN)/python bench/caption.py
 
 bench-train-video: install
 	$(BIN)/python bench/train_video.py
