@@ -19,6 +19,7 @@ from PIL import Image
 from clipline.pipelines.caption.captioner import CaptionerFormat, register
 from clipline.pipelines.config.caption import GenerateConfig
 from clipline.pipelines.models.registry import build_model
+from clipline.pipelines.models.tokens import SpecialIds, decode, special_ids
 from clipline.pipelines.train import checkpoint as ckpt
 
 # open_clip's generate may end a caption only once it holds this many tokens, the start token included; its
@@ -49,27 +50,28 @@ class CocaCaptioner:
 
     model: torch.nn.Module
     preprocess: Callable[[Image.Image], torch.Tensor]
-    tokenizer: object  # open_clip's SimpleTokenizer: sot/eot token ids and decode
+    tokenizer: object  # open_clip's: CLIP's BPE, or a transformers tokenizer the model config names
     device: torch.device
 
     @torch.no_grad()
     def generate(self, images: torch.Tensor, options: GenerateConfig) -> list[str]:
         # sot + up to max_length tokens, and never past the text tower's positions
         seq_len = min(options.max_length + 1, self.model.context_length)
+        ids = special_ids(self.tokenizer)
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             torch.manual_seed(options.seed)  # open_clip samples with torch.multinomial on the global generator
             tokens = self.model.generate(images.to(self.device), seq_len=seq_len, max_seq_len=seq_len,
-                                         min_seq_len=MIN_TOKENS, sot_token_id=self.tokenizer.sot_token_id,
-                                         eos_token_id=self.tokenizer.eot_token_id, **DECODING[options.method](options))
-        return [self._text(row) for row in tokens.tolist()]
+                                         min_seq_len=MIN_TOKENS, sot_token_id=ids.sot, eos_token_id=ids.eot,
+                                         pad_token_id=ids.pad, **DECODING[options.method](options))
+        return [self._text(row, ids) for row in tokens.tolist()]
 
-    def _text(self, ids: list[int]) -> str:
+    def _text(self, row: list[int], ids: SpecialIds) -> str:
         """The caption of one generated row: after the start token, up to the end token (padding dropped)."""
-        if ids and ids[0] == self.tokenizer.sot_token_id:
-            ids = ids[1:]
-        if self.tokenizer.eot_token_id in ids:
-            ids = ids[:ids.index(self.tokenizer.eot_token_id)]
-        return self.tokenizer.decode(ids).strip()
+        if row and row[0] == ids.sot:
+            row = row[1:]
+        if ids.eot in row:
+            row = row[:row.index(ids.eot)]
+        return decode(self.tokenizer, row)
 
 
 def load_coca(folder: str, device: torch.device) -> CocaCaptioner:

@@ -29,6 +29,7 @@ from safetensors.torch import save as save_safetensors
 
 from clipline.pipelines import storage
 from clipline.pipelines.errors import ClipLineError
+from clipline.pipelines.models.tokens import is_tokenizer_file
 
 log = logging.getLogger(__name__)
 
@@ -133,11 +134,12 @@ def load_checkpoint(uri: str, files: Iterable[str] = (WEIGHTS,)) -> LoadedCheckp
 
 
 def local_copy(uri: str) -> str:
-    """A local folder with the checkpoint's open_clip files (open_clip's local-dir: needs a path)."""
+    """A local folder with the checkpoint's open_clip files (open_clip's local-dir: needs a path): weights, config
+    and the tokenizer files a model with its own tokenizer carries."""
     if storage.is_local(uri):
         return storage.split_protocol(uri)[1]
     folder = Path(tempfile.mkdtemp(prefix="clipline-ckpt-"))
-    for name in (WEIGHTS, CONFIG):
+    for name in {WEIGHTS, CONFIG} | {n for n in storage.list_names(uri) if is_tokenizer_file(n)}:
         (folder / name).write_bytes(storage.read_bytes(storage.join(uri, name)))
     return str(folder)
 

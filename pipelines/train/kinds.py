@@ -30,6 +30,7 @@ from clipline.pipelines.data.loader import Decode, image_sample
 from clipline.pipelines.data.video_loader import video_sample
 from clipline.pipelines.models.clipcap import CaptionLoss
 from clipline.pipelines.models.registry import BuiltModel, build_model
+from clipline.pipelines.models.tokens import tokenizer_files
 from clipline.pipelines.models.video import TemporalEncoder, VideoCLIP, freeze_towers, is_tower_parameter
 from clipline.pipelines.train import checkpoint as ckpt
 from clipline.pipelines.train.clipcap import assemble_clipcap, validate_captions
@@ -105,7 +106,8 @@ class ImageText:
                                          freeze_bn_stats=config.lock_image_freeze_bn_stats)
         return TrainingModel(built.model, built.tokenizer, image_sample(built.preprocess_train),
                              image_sample(built.preprocess_val), _open_clip_config(built),
-                             {ckpt.WEIGHTS: built.model}, teacher=build_teacher(config))
+                             {ckpt.WEIGHTS: built.model}, teacher=build_teacher(config),
+                             files=tokenizer_files(built.tokenizer))
 
     def validate(self, model, config, built, device) -> dict[str, float]:
         return validate(model, config, built.decode_val, built.tokenizer, device)

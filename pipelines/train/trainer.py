@@ -27,6 +27,7 @@ from clipline.pipelines.config import CocaTrainConfig, TrainConfig
 from clipline.pipelines.data.loader import check_shards, dataset_size, expand_shards
 from clipline.pipelines.errors import ClipLineError
 from clipline.pipelines.models.registry import model_config, resolve_name
+from clipline.pipelines.models.tokens import check_hf_tokenizer
 from clipline.pipelines.store.query import run_query
 from clipline.pipelines.train import checkpoint as ckpt
 from clipline.pipelines.train.kinds import kind_of
@@ -70,6 +71,7 @@ def _check_model(config: TrainConfig) -> None:
     if isinstance(config, CocaTrainConfig) and "multimodal_cfg" not in model_config(name):
         raise ClipLineError(f"model {config.model} is not a CoCa model (its config has no multimodal_cfg)",
                             "use --model clipline-tiny-coca or an open_clip coca_* model")
+    check_hf_tokenizer(config.model, model_config(name))
 
 
 def _check_checkpoint(uri: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from clipline.pipelines.config import CocaTrainConfig, StoreConfig, TrainConfig
@@ -11,7 +12,9 @@ from support.shards import templated_caption, write_digit_shards
 COCA_MICRO = str(Path(__file__).with_name("coca-micro.json"))  # 28 px digits, 8-token captions
 NUM_HELD_OUT = 500
 PLUMBING_STEPS = 20  # enough for a checkpoint that generates; the captions are not yet good
-ACCURACY_STEPS = 300  # the class-word accuracy test's run (off by default: CLIPLINE_TEST_CAPTION_ACCURACY=1)
+# The quality test's CoCa (coca-micro with a word-level tokenizer) at batch 128: 800 steps name 89.8% of the
+# held-out digits right (600: 84.4%, 400: 75.8%), about 100 s on 2 cores.
+ACCURACY_STEPS = 800
 
 
 TRAIN_SHARDS = "{00000..00009}.tar"
@@ -42,6 +45,37 @@ def digits_clip_config(digits: Path, run: Path, **overrides) -> TrainConfig:
                     augment=False, store=StoreConfig(results_uri=str(run.parent / "results")))
     settings = {**settings, **overrides}
     return TrainConfig(**settings, checkpoint_every=settings["steps"])
+
+
+def save_word_tokenizer(folder: Path, texts: list[str]) -> int:
+    """A transformers tokenizer folder with one id per word of `texts` (pad 0, start 1, end 2; every text framed
+    as start ... end), as a CoCa model config's text_cfg.hf_tokenizer_name names it. Returns its size."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<pad>", "<start>", "<end>", "<unk>"]
+    words = sorted({w for t in texts for w in t.split()})
+    vocab = {token: i for i, token in enumerate(specials + words)}
+    word_level = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    word_level.pre_tokenizer = pre_tokenizers.Whitespace()
+    word_level.post_processor = processors.TemplateProcessing(single="<start> $A <end>",
+                                                              special_tokens=[("<start>", 1), ("<end>", 2)])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=word_level, pad_token="<pad>", bos_token="<start>",
+                                        eos_token="<end>", unk_token="<unk>")
+    tokenizer.save_pretrained(folder)
+    return len(tokenizer)
+
+
+def small_vocab_coca(folder: Path, texts: list[str], base: str = COCA_MICRO) -> str:
+    """coca-micro with a word-level tokenizer of `texts` (a few dozen tokens instead of CLIP's 49,408): a model
+    config JSON in `folder` beside the tokenizer folder it names."""
+    size = save_word_tokenizer(folder / "tokenizer", texts)
+    config = json.loads(Path(base).read_text())
+    config["text_cfg"].update(vocab_size=size, hf_tokenizer_name=str(folder / "tokenizer"))
+    config["multimodal_cfg"].update(vocab_size=size)
+    path = folder / "coca-words.json"
+    path.write_text(json.dumps(config))
+    return str(path)
 
 
 def save_local_gpt2(folder: Path, texts: list[str], **gpt2) -> None:
