@@ -11,12 +11,17 @@ endless stream each, so no epoch boundary falls inside the run).
 - clipline: `clipline train --workers 0` (Ray Train's local mode, the loop in this process)
   and `--workers 1` (one real Ray Train worker: Ray's start-up shows here).
 
+Besides this `base` setting, the variants of bench/train_variants.py (SigLIP loss, accumulation 4 x 32,
+mixing two sources 0.7 / 0.3) each run open_clip and `--workers 0` on the same shards, with the same
+settings otherwise, and add a row each to a second table.
+
 Steady-state samples/s leaves out the first --skip steps: open_clip's per-window
 `Batch (t)` averages from its log, clipline's `samples_per_s` windows from its results
 store. Start-up s = process start to the first step being logged. The result replaces
 the `## Training (make bench-train)` section of docs/benchmarks.md.
 
     python bench/train.py [--steps 150] [--batch-size 128] [--repeat 2] [--tools openclip,local,ray]
+                          [--variants base,siglip,accum,mixing]
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from pathlib import Path
 
 from docs_section import machine_info, update_section
 from train_sampler import TreeSampler, load1, wait_for_load
+from train_variants import ACCUM_FREQ, VARIANT_TOOLS, VARIANTS, Setting, options_lines, shard_pattern, with_options
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -91,6 +97,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--log-every", type=int, default=10, help="steps per logged window, both tools")
     p.add_argument("--skip", type=int, default=20, help="first steps left out of the steady state")
     p.add_argument("--tools", default=",".join(TOOLS), help="comma-separated subset of: " + ", ".join(TOOLS))
+    p.add_argument("--variants", default=",".join(VARIANTS),
+                   help="comma-separated subset of: " + ", ".join(VARIANTS) + " (base always: the report compares "
+                   "with it); the others run " + " and ".join(VARIANT_TOOLS) + " only")
     p.add_argument("--repeat", type=int, default=2, help="runs per tool, interleaved; the fastest counts")
     p.add_argument("--max-load", type=float, default=1.0, help="wait for the 1-minute load to drop below this")
     p.add_argument("--load-wait", type=float, default=600, help="seconds to wait for it at most, per run")
@@ -101,6 +110,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     if unknown := set(args.tools) - set(TOOLS):
         p.error(f"unknown tool(s): {', '.join(sorted(unknown))}")
+    args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    if unknown := set(args.variants) - set(VARIANTS):
+        p.error(f"unknown variant(s): {', '.join(sorted(unknown))}")
+    if "base" not in args.variants:
+        p.error("--variants must include base: the report's first table and its commands are base's")
+    if len(args.variants) > 1 and not set(VARIANT_TOOLS) <= set(args.tools):
+        p.error(f"variants other than base compare {' and '.join(VARIANT_TOOLS)}: add them to --tools")
+    if "accum" in args.variants and args.batch_size % ACCUM_FREQ:
+        p.error(f"variant accum splits --batch-size into {ACCUM_FREQ} micro-batches: make it a multiple of "
+                f"{ACCUM_FREQ}")
+    if "mixing" in args.variants and args.shards < 2:
+        p.error("variant mixing splits the shards into two sources: --shards must be at least 2")
     if args.shards * args.per_shard > MNIST_DIGITS:
         p.error(f"--shards x --per-shard must be at most {MNIST_DIGITS} (distinct MNIST digits available)")
     if not 0 <= args.skip < args.steps - args.log_every:
@@ -126,7 +147,11 @@ def ensure_shards(num_shards: int, per_shard: int) -> str:
         write_digit_shards(REPO / SHARDS, num_shards, per_shard)
     # Absolute: Ray Train changes a worker's working directory to its run folder, so relative paths given to
     # `clipline train --workers 1` are not found there (see the report).
-    return f"{REPO / SHARDS}/{{00000..{num_shards - 1:05d}}}.tar"
+    return shard_pattern(REPO / SHARDS, 0, num_shards)
+
+
+def setting(args) -> Setting:
+    return Setting(args.batch_size, REPO / SHARDS, args.shards)
 
 
 # ---------------------------------------------------------------- one run
@@ -142,6 +167,7 @@ class Window:
 
 @dataclass
 class RunResult:
+    variant: str
     tool: str
     command: str
     env: dict[str, str]
@@ -286,15 +312,18 @@ def parse_clipline(results: Path, batch: int):
     return windows, points
 
 
-def run_tool(tool: str, args, data: str, index: int) -> RunResult:
+def run_tool(variant: str, tool: str, args, data: str, index: int) -> RunResult:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_dir = WORK / "runs" / f"{tool}-{stamp}-{index}"
+    run_dir = WORK / "runs" / f"{tool}-{variant}-{stamp}-{index}"
+    overrides = VARIANTS[variant](setting(args))
     if tool == "openclip":
         cmd, env = openclip_command(args, data, run_dir)
+        cmd = with_options(cmd, overrides.openclip)
     else:
         cmd, env = clipline_command(args, data, run_dir, workers=0 if tool == "local" else 1)
+        cmd = with_options(cmd, overrides.clipline)
     load_start = wait_for_load(args.max_load, args.load_wait)
-    log.info("%s run %d (load %.2f): %s", tool, index + 1, load_start, shlex.join(cmd))
+    log.info("%s %s run %d (load %.2f): %s", variant, tool, index + 1, load_start, shlex.join(cmd))
     start, end, lines, sampler = run_stamped(cmd, env, REPO / run_dir / "output.log", args.timeout)
     load_end = load1()
     if tool == "openclip":
@@ -310,13 +339,13 @@ def run_tool(tool: str, args, data: str, index: int) -> RunResult:
             markers[name] = hit - start
     trainer = sampler.trainer()
     threads = dict(sorted((trainer.threads if trainer else {}).items(), key=lambda kv: -kv[1]))
-    result = RunResult(tool, shlex.join(cmd), env, start, end - start, points[0][1] - start, points[0][1],
+    result = RunResult(variant, tool, shlex.join(cmd), env, start, end - start, points[0][1] - start, points[0][1],
                        points[-1][1], windows, points, markers, load_start, load_end, sampler.cpu_by_name(),
                        threads, sampler.series, run_dir / "output.log",
                        sum(RAY_NOISE in line for _, line in lines))
     sps, data_s, _ = result.steady(args.skip, args.batch_size)
-    log.info("%s: steady %.1f samples/s, data wait %.3f s/step, start-up %.1f s, wall %.1f s, load %.2f -> %.2f",
-             tool, sps, data_s, result.startup_s, result.wall_s, load_start, load_end)
+    log.info("%s %s: steady %.1f samples/s, data wait %.3f s/step, start-up %.1f s, wall %.1f s, "
+             "load %.2f -> %.2f", variant, tool, sps, data_s, result.startup_s, result.wall_s, load_start, load_end)
     return result
 
 
@@ -441,7 +470,24 @@ def render(args, best: dict[str, RunResult], runs: list[RunResult], data: str) -
     return "\n".join(lines)
 
 
+def report(args, best: dict[tuple[str, str], RunResult], runs: list[RunResult], data: str) -> str:
+    """The section: base's tables and commands, then (with other variants) the table of the variants."""
+    text = render(args, {tool: r for (variant, tool), r in best.items() if variant == "base"},
+                  [r for r in runs if r.variant == "base"], data)
+    if args.variants == ["base"]:
+        return text
+    rates = {key: r.steady(args.skip, args.batch_size)[0] for key, r in best.items()}
+    loads = [x for r in runs if r.variant != "base" for x in (r.load_start, r.load_end)]
+    return text + "\n" + "\n".join(options_lines(rates, setting(args), args.skip, args.repeat, loads))
+
+
 # ---------------------------------------------------------------- main
+
+
+def plan(args) -> list[tuple[str, str]]:
+    """(variant, tool) of one round of runs: base with every tool of --tools, the other variants with VARIANT_TOOLS."""
+    return [(variant, tool) for variant in args.variants
+            for tool in (args.tools if variant == "base" else VARIANT_TOOLS)]
 
 
 def check_tools(tools: list[str]) -> None:
@@ -461,13 +507,10 @@ def main(argv: list[str]) -> int:
     try:
         check_tools(args.tools)
         data = ensure_shards(args.shards, args.per_shard)
-        runs: list[RunResult] = []
-        for i in range(args.repeat):
-            for tool in args.tools:
-                runs.append(run_tool(tool, args, data, i))
-        best = {t: max((r for r in runs if r.tool == t), key=lambda r: r.steady(args.skip, args.batch_size)[0])
-                for t in args.tools}
-        update_section(REPO / args.out, HEADING, render(args, best, runs, data))
+        runs = [run_tool(variant, tool, args, data, i) for i in range(args.repeat) for variant, tool in plan(args)]
+        best = {key: max((r for r in runs if (r.variant, r.tool) == key),
+                         key=lambda r: r.steady(args.skip, args.batch_size)[0]) for key in plan(args)}
+        update_section(REPO / args.out, HEADING, report(args, best, runs, data))
     except BenchError as e:
         log.error("%s", e)
         return 1
