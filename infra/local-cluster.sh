@@ -183,6 +183,7 @@ export AWS_SECRET_ACCESS_KEY=dev
 export AWS_DEFAULT_REGION=us-east-1
 export CLIPLINE_HOME=s3://$bucket
 export CLUSTER_ALLOWED_NETWORKS=$network  # pass as --allowed-networks (the crawl may fetch from the bridge)
+export CLIPLINE_RAY_NODE_IP=$(host_of driver)  # the driver's node: every node's raylet runs on this one machine
 TXT
 }
 

@@ -23,13 +23,28 @@ def ensure_ray(num_cpus: int | None = None) -> None:
         _start(num_cpus)
 
 
+NODE_IP_VARIABLE = "CLIPLINE_RAY_NODE_IP"
+
+
+def _this_node(address: str | None) -> dict:
+    """ray.init's node address for a driver joining a cluster, from $CLIPLINE_RAY_NODE_IP when set.
+
+    Where several Ray nodes run on one machine (infra/local-cluster.sh: one network namespace each), a driver
+    left to choose attaches to the head's node and tells other nodes the head's address as its own: they
+    then cannot reach it to fetch what it put in the object store (Ray Train's training function: workers
+    on other nodes waited forever). Naming the driver's own node avoids that; on real hosts it is not needed.
+    """
+    node_ip = os.environ.get(NODE_IP_VARIABLE)
+    return {"_node_ip_address": node_ip} if address and node_ip else {}
+
+
 def _start(num_cpus: int | None) -> None:
     if ray.is_initialized():
         return
     address = os.environ.get("RAY_ADDRESS")
     try:
-        ray.init(address=address or None, num_cpus=None if address else num_cpus,
-                 include_dashboard=False, configure_logging=False, log_to_driver=True)
+        ray.init(address=address or None, num_cpus=None if address else num_cpus, include_dashboard=False,
+                 configure_logging=False, log_to_driver=True, **_this_node(address))
     except ConnectionError as e:
         raise ClipLineError(f"cannot reach the Ray cluster at RAY_ADDRESS={address}: {e}",
                             "start the cluster, fix RAY_ADDRESS, or unset it to run locally") from e

@@ -100,3 +100,27 @@ def test_ingest_over_s3_survives_losing_a_worker_node(local_cluster, on_cluster_
     assert latest == (NUM_SHARDS, NUM_SHARDS * PER_SHARD, num_good)
     by_node = run_query(results, named_query_sql("work_by_node")).rows
     assert len({ip for ip, _, stage, _, _ in by_node if stage == "ingest"}) >= 2, by_node
+
+
+def test_training_runs_on_two_worker_nodes_over_s3(local_cluster, on_cluster_s3, prefect_server, tmp_path):
+    """Ray Train's workers on two nodes that share no disk: shards, checkpoints and the store on S3. (The
+    driver must name its own node, CLIPLINE_RAY_NODE_IP: attached to the head's, its training function never
+    reached the workers, which waited forever.)"""
+    from support.shards import write_digit_shards
+
+    write_digit_shards(tmp_path / "shards", num_shards=4, per_shard=64)
+    root = on_cluster_s3
+    for path in sorted((tmp_path / "shards").iterdir()):
+        storage.write_bytes(f"{root}/shards/{path.name}", path.read_bytes())
+    out, results = f"{root}/run", f"{root}/results"
+    command = [str(Path(sys.executable).parent / "clipline"), "train", "--data", f"{root}/shards/{{00000..00003}}.tar",
+               "--out", out, "--results-uri", results, "--workers", "2", "--steps", "6", "--batch-size", "16",
+               "--model", "clipline-tiny", "--log-every", "2"]
+    done = subprocess.run(command, env=os.environ | local_cluster.env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert storage.exists(f"{out}/checkpoints/step-00000006/_COMMITTED")
+    workers = run_query(results, "SELECT rank, world_size, node FROM train_workers ORDER BY rank").rows
+    assert [(rank, world) for rank, world, _ in workers] == [(0, 2), (1, 2)]
+    worker_ips = {local_cluster.node_ip(1), local_cluster.node_ip(2), local_cluster.node_ip(0)}
+    ips = {node.split("/")[0] for _, _, node in workers}
+    assert len(ips) == 2 and ips <= worker_ips, (ips, worker_ips)
