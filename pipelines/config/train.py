@@ -37,6 +37,10 @@ class TrainConfig(Config):
     min_workers: int | None = Field(default=None, ge=1, description="Elastic training: go on with as few as this "
                                     "many workers when nodes are lost (and grow back to --workers when they return); "
                                     "gradient accumulation rises so the global batch stays the same.")
+    resize_interval_s: float = Field(default=60.0, gt=0, description="Elastic training: how often a healthy run "
+                                     "checks for returned nodes to grow back onto (Ray Train's "
+                                     "elastic_resize_monitor_interval_s; a resize restarts from the last "
+                                     "checkpoint).")
     gpu: bool = Field(default=False, description="One CUDA device per worker.")
     precision: Literal["fp32", "bf16", "amp"] = Field(default="fp32", description="fp32, or bf16/amp autocast "
                                                       "(GPU).")

@@ -150,7 +150,8 @@ def _scaling(config: TrainConfig) -> ScalingConfig:
     # Split the CPUs between workers so torch's intra-op threads do not oversubscribe the cores.
     cpus = max(1, cluster_cpus() // config.workers) if not config.gpu else 1
     workers = (config.min_workers, config.workers) if config.min_workers else config.workers  # elastic: a range
-    return ScalingConfig(num_workers=workers, use_gpu=config.gpu, resources_per_worker={"CPU": cpus})
+    return ScalingConfig(num_workers=workers, use_gpu=config.gpu, resources_per_worker={"CPU": cpus},
+                         elastic_resize_monitor_interval_s=config.resize_interval_s)
 
 
 def fit(config: TrainConfig, plan: TrainPlan, run_id: str) -> dict:

@@ -4,6 +4,8 @@ disk, S3 only), and a worker node lost mid-ingest."""
 from __future__ import annotations
 
 import io
+import logging
+import math
 import os
 import subprocess
 import sys
@@ -18,6 +20,7 @@ from clipline.pipelines import storage
 from clipline.pipelines.store.query import named_query_sql, run_query
 
 pytestmark = pytest.mark.e2e
+log = logging.getLogger(__name__)
 
 PHOTOS = ["astronaut", "coffee", "chelsea", "rocket", "camera"]
 NUM_SHARDS, PER_SHARD = 12, 6
@@ -102,20 +105,29 @@ def test_ingest_over_s3_survives_losing_a_worker_node(local_cluster, on_cluster_
     assert len({ip for ip, _, stage, _, _ in by_node if stage == "ingest"}) >= 2, by_node
 
 
+def upload_digit_shards(root: str, tmp_path: Path) -> str:
+    """Four shards of real digit images on the cluster's S3; returns their brace pattern."""
+    from support.shards import write_digit_shards
+
+    write_digit_shards(tmp_path / "shards", num_shards=4, per_shard=64)
+    for path in sorted((tmp_path / "shards").iterdir()):
+        storage.write_bytes(f"{root}/shards/{path.name}", path.read_bytes())
+    return f"{root}/shards/{{00000..00003}}.tar"
+
+
+def clipline_train(data: str, out: str, results: str, *options: str) -> list[str]:
+    return [str(Path(sys.executable).parent / "clipline"), "train", "--data", data, "--out", out,
+            "--results-uri", results, "--batch-size", "16", "--model", "clipline-tiny", *options]
+
+
 def test_training_runs_on_two_worker_nodes_over_s3(local_cluster, on_cluster_s3, prefect_server, tmp_path):
     """Ray Train's workers on two nodes that share no disk: shards, checkpoints and the store on S3. (The
     driver must name its own node, CLIPLINE_RAY_NODE_IP: attached to the head's, its training function never
     reached the workers, which waited forever.)"""
-    from support.shards import write_digit_shards
-
-    write_digit_shards(tmp_path / "shards", num_shards=4, per_shard=64)
     root = on_cluster_s3
-    for path in sorted((tmp_path / "shards").iterdir()):
-        storage.write_bytes(f"{root}/shards/{path.name}", path.read_bytes())
+    data = upload_digit_shards(root, tmp_path)
     out, results = f"{root}/run", f"{root}/results"
-    command = [str(Path(sys.executable).parent / "clipline"), "train", "--data", f"{root}/shards/{{00000..00003}}.tar",
-               "--out", out, "--results-uri", results, "--workers", "2", "--steps", "6", "--batch-size", "16",
-               "--model", "clipline-tiny", "--log-every", "2"]
+    command = clipline_train(data, out, results, "--workers", "2", "--steps", "6", "--log-every", "2")
     done = subprocess.run(command, env=os.environ | local_cluster.env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]
     assert storage.exists(f"{out}/checkpoints/step-00000006/_COMMITTED")
@@ -124,3 +136,80 @@ def test_training_runs_on_two_worker_nodes_over_s3(local_cluster, on_cluster_s3,
     worker_ips = {local_cluster.node_ip(1), local_cluster.node_ip(2), local_cluster.node_ip(0)}
     ips = {node.split("/")[0] for _, _, node in workers}
     assert len(ips) == 2 and ips <= worker_ips, (ips, worker_ips)
+
+
+def wait_for(results: str, sql: str, run: subprocess.Popen, what: str, timeout: float = 240) -> list[tuple]:
+    """Poll the store until `sql` returns rows (the run must still be going)."""
+    deadline = time.time() + timeout
+    while True:
+        rows = run_query(results, sql).rows
+        if rows:
+            return rows
+        assert run.poll() is None, f"the run ended before {what}: {run.stderr.read().decode()[-3000:]}"
+        assert time.time() < deadline, f"no {what} in {timeout} s"
+        time.sleep(1)
+
+
+STEPS, WARMUP = 60, 20
+
+
+def test_training_goes_on_when_a_node_is_lost_and_grows_back(local_cluster, on_cluster_s3, prefect_server,
+                                                           tmp_path):
+    """Elastic training (--workers 2 --min-workers 1) on two nodes: one is killed mid-run, the run restarts
+    from its last checkpoint on the node that remains with accumulation doubled, and grows back to 2
+    workers when a new node joins; the step counter and learning-rate schedule go on unchanged."""
+    alive = local_cluster.alive_nodes()
+    for ip in sorted(alive - {local_cluster.node_ip(0)})[1:]:  # head + one worker node: a lost node shrinks
+        local_cluster.kill_node(local_cluster.worker_of(ip))
+    root = on_cluster_s3
+    data = upload_digit_shards(root, tmp_path)
+    out, results = f"{root}/run", f"{root}/results"
+    command = clipline_train(data, out, results, "--workers", "2", "--min-workers", "1", "--steps", str(STEPS),
+                             "--checkpoint-every", "5", "--log-every", "1", "--resize-interval-s", "5",
+                             "--warmup", str(WARMUP), "--lr", "5e-4")
+    # Ray Train retries a worker group that does not start in time; 30 s instead of 60 s bounds the wait for
+    # a group still sized for the lost node, before Ray marks it dead.
+    env = os.environ | local_cluster.env | {"RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": "30"}
+    run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
+    try:
+        wait_for(results, "SELECT step FROM train_metrics WHERE step >= 12", run, "step 12")
+        first = run_query(results, "SELECT split_part(node, '/', 1) FROM train_workers").rows
+        victim = next(ip for (ip,) in first if ip != local_cluster.node_ip(0))
+        local_cluster.kill_node(local_cluster.worker_of(victim))
+        log.info("killed node %s", victim)
+        wait_for(results, "SELECT 1 FROM train_workers WHERE world_size = 1", run, "restart on one worker")
+        log.info("restarted on one worker")
+        local_cluster.add_node()
+        log.info("added a node")
+        _, err = run.communicate(timeout=300)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, 9)
+    assert run.returncode == 0, err.decode()[-3000:]
+    assert storage.exists(f"{out}/checkpoints/step-{STEPS:08d}/_COMMITTED")
+
+    attempts = run_query(results, """
+        SELECT min(started_at), world_size, any_value(accum_freq), from_step, list(split_part(node, '/', 1))
+        FROM train_workers GROUP BY from_step, world_size ORDER BY 1""").rows  # one row per attempt
+    shapes = [(world, accum) for _, world, accum, _, _ in attempts]
+    assert shapes == [(2, 1), (1, 2), (2, 1)], attempts  # shrunk with accumulation doubled, then grown back
+    (_, _, _, _, ips_before), (_, _, _, shrunk_from, ips_shrunk), (_, _, _, grown_from, ips_grown) = attempts
+    assert victim in ips_before and victim not in ips_shrunk + ips_grown
+    assert set(ips_grown) - set(ips_before), "the grown-back run did not use the new node"
+    assert 0 < shrunk_from < grown_from < STEPS and shrunk_from % 5 == 0 and grown_from % 5 == 0  # checkpoints
+
+    # Every step logged with the global batch of 2 x 16.
+    logs = run_query(results, """
+        SELECT step, max(value) FILTER (name = 'lr'), max(value) FILTER (name = 'workers'),
+               max(value) FILTER (name = 'accum_freq')
+        FROM train_metrics GROUP BY step, time ORDER BY step, time""").rows  # one row per step per attempt
+    assert sorted({step for step, *_ in logs}) == list(range(1, STEPS + 1))
+    assert all(workers * accum == 2 for _, _, workers, accum in logs), logs
+    assert {workers for _, _, workers, _ in logs} == {1, 2}
+    # Each logged step's learning rate is the one the run's schedule gives that step (the global step goes
+    # on from the checkpoint): open_clip's warm-up then cosine, at the step before the increment.
+    for step, lr, _, _ in logs:
+        done = step - 1
+        expected = 5e-4 * (done + 1) / WARMUP if done < WARMUP else \
+            0.5 * (1 + math.cos(math.pi * (done - WARMUP) / (STEPS - WARMUP))) * 5e-4
+        assert lr == pytest.approx(expected, rel=1e-6), (step, lr, expected)
