@@ -9,18 +9,21 @@ and a second run takes every stage from the cache.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 
 from clipline.flows.demo_sample import DIGIT_NAMES, build_digit_sample, serve_folder
-from clipline.pipelines.store.query import run_query
+from clipline.pipelines import storage
+from clipline.pipelines.store.query import named_query_sql, run_query
 from support.net import free_port
 
 pytestmark = pytest.mark.e2e
@@ -52,63 +55,108 @@ def served(tmp_path_factory):
     process.wait(timeout=60)
 
 
+def write_url_lists(sample: list, base_url: str, folder: str) -> None:
+    """Training (400) and held-out (100) digit URL lists, with labels, into a folder or s3:// prefix."""
+    for name, rows in [("train.csv", sample[:400]), ("held-out.csv", sample[4000:4100])]:
+        text = io.StringIO()
+        writer = csv.writer(text)
+        writer.writerow(["url", "caption", "label"])
+        writer.writerows((f"{base_url}/digits/{file}", caption, label) for file, caption, label in rows)
+        storage.write_text(storage.join(folder, name), text.getvalue())
+
+
 @pytest.fixture(scope="module")
-def url_lists(tmp_path_factory):
-    """Training and held-out digit URL lists served over loopback for the module's lifetime."""
+def digits_site(tmp_path_factory) -> tuple[Path, list]:
     root = tmp_path_factory.mktemp("digits")
-    sample = build_digit_sample(root / "site" / "digits")
-    with serve_folder(root / "site") as base_url:
-        for name, rows in [("train.csv", sample[:400]), ("held-out.csv", sample[4000:4100])]:
-            with (root / name).open("w", newline="") as f:
-                writer = csv.writer(f)
-                writer.writerow(["url", "caption", "label"])
-                writer.writerows((f"{base_url}/digits/{file}", text, label) for file, text, label in rows)
+    return root / "site", build_digit_sample(root / "site" / "digits")
+
+
+@pytest.fixture(scope="module")
+def url_lists(digits_site, tmp_path_factory):
+    """Training and held-out digit URL lists served over loopback for the module's lifetime."""
+    site, sample = digits_site
+    root = tmp_path_factory.mktemp("lists")
+    with serve_folder(site) as base_url:
+        write_url_lists(sample, base_url, str(root))
         yield root
 
 
-def deployment_run(env: dict, config: dict) -> subprocess.CompletedProcess:
+def deployment_run(env: dict, config: dict, job_env: dict | None = None) -> subprocess.CompletedProcess:
+    """`prefect deployment run 'pipeline/nightly'`; `job_env` is the flow run's environment (a job variable)."""
+    job = ["--job-variable", f"env={json.dumps(job_env)}"] if job_env else []
     return subprocess.run([str(BIN / "prefect"), "deployment", "run", "pipeline/nightly",
-                           "--param", f"config={json.dumps(config)}", "--watch"],
+                           "--param", f"config={json.dumps(config)}", *job, "--watch"],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
 
 
-def pipeline_config(url_lists: Path, root: Path, **overrides) -> dict:
-    return {"image_url_list": str(url_lists / "train.csv"), "eval_url_list": str(url_lists / "held-out.csv"),
-            "classnames": DIGIT_NAMES, "workdir": str(root / "work"), "allowed_networks": ["127.0.0.0/8"],
+def pipeline_config(lists: str, root: str, **overrides) -> dict:
+    return {"image_url_list": storage.join(lists, "train.csv"), "eval_url_list": storage.join(lists, "held-out.csv"),
+            "classnames": DIGIT_NAMES, "workdir": storage.join(root, "work"), "allowed_networks": ["127.0.0.0/8"],
             "image_size": 32, "steps": 6, "batch_size": 32, "warmup": 1, "distance_samples": 40,
-            "store": {"results_uri": str(root / "results")}, **overrides}
+            "store": {"results_uri": storage.join(root, "results")}, **overrides}
 
 
-def test_pipeline_deployment_runs_every_stage_and_a_rerun_takes_them_from_the_cache(served, url_lists):
-    env, root = served
-    config = pipeline_config(url_lists, root, curate={"dedup": "exact"})  # + decontamination against held-out
-    first = deployment_run(env, config)
+def check_pipeline_runs(env: dict, config: dict, job_env: dict | None = None) -> None:
+    """Run the deployment: every stage completes and lands in the store; a rerun takes each from the cache."""
+    first = deployment_run(env, config, job_env)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-    results = str(root / "results")
+    results, workdir = config["store"]["results_uri"], config["workdir"]
     flows = run_query(results, "SELECT flow, count(*) FROM runs WHERE status = 'completed' GROUP BY flow").rows
     assert dict(flows) == {"ingest_images": 2, "curate": 1, "train_clip": 1, "evaluate": 1, "dataset_distance": 1}
     assert run_query(results, "SELECT count(*) FROM ingest_latest WHERE status = 'success'").rows == [(500,)]
     (total, kept, output), = run_query(results, "SELECT total, kept, output_uri FROM curation_runs").rows
-    assert total == 400 and 0 < kept <= total and output.startswith(str(root / "work" / "datasets" / "curated-"))
+    assert total == 400 and 0 < kept <= total
+    assert output.startswith(storage.join(workdir, "datasets", "curated-"))
     trained_on = run_query(results, "SELECT json_extract_string(config, '$.data') FROM runs "
                                      "WHERE flow = 'train_clip'").rows
     assert trained_on == [(output,)]
     assert run_query(results, "SELECT max(step) FROM checkpoints").rows == [(6,)]
     assert run_query(results, "SELECT count(DISTINCT task) FROM eval_results").rows == [(3,)]
-    assert (root / "work" / "report.html").stat().st_size > 10_000
+    assert len(storage.read_bytes(storage.join(workdir, "report.html"))) > 10_000
     artifacts = subprocess.run([str(BIN / "prefect"), "artifact", "ls"], env=env,
                                capture_output=True, text=True, timeout=120).stdout
     for key in ("pipeline-summary", "ingest-report", "training-report", "evaluation-report", "distance-report"):
         assert key in artifacts  # each flow leaves a markdown summary
 
-    second = deployment_run(env, config)
+    second = deployment_run(env, config, job_env)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     assert len(run_query(results, "SELECT * FROM runs").rows) == 6  # no stage ran again
 
 
+@pytest.mark.skipif(os.geteuid() == 0, reason="as root the cluster test below runs the same deployment, over S3")
+def test_pipeline_deployment_runs_every_stage_and_a_rerun_takes_them_from_the_cache(served, url_lists):
+    env, root = served
+    check_pipeline_runs(env, pipeline_config(str(url_lists), str(root), curate={"dedup": "exact"}))
+
+
+def test_pipeline_deployment_runs_on_the_cluster_over_s3(served, digits_site, local_cluster, monkeypatch):
+    """The same deployment with its flow run on the multi-node cluster (the run's environment: RAY_ADDRESS and
+    S3), every location on s3://: URL lists, shards, checkpoints, store, Prefect results and cache keys, report.
+    The fan-out stages ran on at least 2 nodes; the rerun takes every stage from the cache on S3."""
+    env, _ = served
+    for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
+        monkeypatch.setenv(name, local_cluster.env[name])
+    root = f"s3://clipline/pipeline-{uuid.uuid4().hex[:8]}"
+    site, sample = digits_site
+    with serve_folder(site, host=local_cluster.driver_ip) as base_url:  # on the bridge: every node reaches it
+        write_url_lists(sample, base_url, f"{root}/lists")
+        config = pipeline_config(f"{root}/lists", root, curate={"dedup": "exact"}, samples_per_shard=100,
+                                 allowed_networks=[local_cluster.env["CLUSTER_ALLOWED_NETWORKS"]],
+                                 ingest_workers=2, train_workers=2, eval_workers=2, distance_workers=2)
+        check_pipeline_runs(env, config, job_env=local_cluster.env)
+    by_node = run_query(config["store"]["results_uri"], named_query_sql("work_by_node")).rows
+    nodes = {}
+    for ip, _, stage, _, _ in by_node:
+        nodes.setdefault(stage, set()).add(ip)
+    assert not set().union(*nodes.values()) - {local_cluster.node_ip(i) for i in range(10)}, nodes
+    for stage in ("ingest", "train", "distance embeddings"):
+        assert len(nodes.get(stage, ())) >= 2, f"{stage} ran on {nodes.get(stage)}: one node only"
+    assert nodes.get("evaluate"), nodes  # one (checkpoint, dataset) pair: one task
+
+
 def test_a_bad_parameter_fails_at_validation_naming_it(served, url_lists):
     env, root = served
-    bad = deployment_run(env, pipeline_config(url_lists, root / "bad", steps=0))
+    bad = deployment_run(env, pipeline_config(str(url_lists), str(root / "bad"), steps=0))
     assert bad.returncode != 0
     assert "steps" in bad.stdout + bad.stderr
     assert not (root / "bad" / "work").exists()
