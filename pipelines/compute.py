@@ -7,6 +7,7 @@ import logging
 import os
 import socket
 import threading
+import time
 
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -49,6 +50,37 @@ def _start(num_cpus: int | None) -> None:
         raise ClipLineError(f"cannot reach the Ray cluster at RAY_ADDRESS={address}: {e}",
                             "start the cluster, fix RAY_ADDRESS, or unset it to run locally") from e
     log.info("ray: %s with %s CPUs", address or "local", ray.cluster_resources().get("CPU"))
+    if address and ":" in address and "://" not in address:
+        watch_head(address)
+
+
+HEAD_PROBE_S = 5.0  # how often a driver on a cluster checks that the head's GCS port still answers
+HEAD_MISSES = 3  # failed checks in a row before the run's log says the head is lost
+
+
+def watch_head(address: str, probe_s: float = HEAD_PROBE_S, misses: int = HEAD_MISSES) -> threading.Thread:
+    """Name a lost head in the run's log. Without an external Redis, Ray's GCS keeps no state past its head,
+    and Ray ends a driver that loses it with only "Failed to connect to GCS" about 60 s later; this says which
+    cluster went and what to do, while the run's log is still being written."""
+    host, _, port = address.rpartition(":")
+
+    def probe() -> None:
+        failed = 0
+        while failed < misses:
+            time.sleep(probe_s)
+            try:
+                socket.create_connection((host, int(port)), timeout=probe_s).close()
+                failed = 0
+            except OSError:
+                failed += 1
+        log.error("lost the Ray cluster's head at %s (RAY_ADDRESS): its GCS has not answered for %.0f s. Without "
+                  "an external Redis for GCS fault tolerance the cluster's state is gone and this run will stop. "
+                  "Start the cluster again (make cluster-up) and rerun: stages that finished come from the cache.",
+                  address, probe_s * misses)
+
+    thread = threading.Thread(target=probe, name="clipline-head-watch", daemon=True)
+    thread.start()
+    return thread
 
 
 def current_node() -> str:
