@@ -19,8 +19,8 @@ def ingest_images(config: IngestConfig) -> dict:
     check_locations(config)
     with recorded_run("ingest_images", config, config.store, run_id=flow_run.id) as run:
         started = time.monotonic()
-        shards = plan_shards(config.reader)
-        results = crawl_shards(shards, config, ImageDecoder(config.image), run.run_id)
+        plan = plan_shards(config.reader)
+        results = crawl_shards(plan, config, ImageDecoder(config.image), run.run_id)
         summary = write_dataset_index(config, results, time.monotonic() - started)
         publish_ingest_summary(summary)
     return summary

@@ -12,7 +12,7 @@ from tqdm import tqdm
 from clipline.pipelines import storage
 from clipline.pipelines.config import IngestConfig, ReaderConfig
 from clipline.pipelines.crawl import distribute, reader, writer
-from clipline.pipelines.crawl.reader import ShardInput
+from clipline.pipelines.crawl.reader import ShardPlan
 from clipline.pipelines.crawl.sample import SampleDecoder
 from clipline.pipelines.crawl.shard import ShardResult
 from clipline.tasks.summaries import publish_summary
@@ -29,11 +29,12 @@ def check_locations(config: IngestConfig) -> None:
 
 
 @task(name="plan_shards", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
-def plan_shards(config: ReaderConfig) -> list[ShardInput]:
-    """Read the URL list and cut it into shards (same input, same shards)."""
-    shards = reader.split_shards(reader.read_url_list(config), config.samples_per_shard)
-    get_run_logger().info("%d shard(s) of up to %d URLs", len(shards), config.samples_per_shard)
-    return shards
+def plan_shards(config: ReaderConfig) -> ShardPlan:
+    """Read the URL list once, streaming: check every file and count its rows and shards."""
+    plan = reader.plan_shards(config)
+    get_run_logger().info("%d URLs: %d shard(s) of up to %d", plan.num_rows, plan.num_shards,
+                          config.samples_per_shard)
+    return plan
 
 
 class _Progress:
@@ -59,10 +60,10 @@ class _Progress:
 
 
 @task(name="crawl_shards", cache_policy=NO_CACHE)
-def crawl_shards(shards: list[ShardInput], config: IngestConfig, decode: SampleDecoder,
-                 run_id: str) -> list[ShardResult]:
-    """Crawl every shard on Ray workers, with a progress bar; committed shards are skipped."""
-    progress = _Progress(sum(s.rows.num_rows for s in shards), unit="sample")
+def crawl_shards(plan: ShardPlan, config: IngestConfig, decode: SampleDecoder, run_id: str) -> list[ShardResult]:
+    """Crawl shards on Ray workers as the URL list streams in, with a progress bar; committed shards are skipped."""
+    progress = _Progress(plan.num_rows, unit="sample")
+    shards = reader.split_shards(reader.read_batches(config.reader), config.reader.samples_per_shard)
     try:
         return distribute.crawl_shards(shards, config, decode, run_id, progress)
     finally:
@@ -89,7 +90,7 @@ def summarize(config: IngestConfig, results: list[ShardResult], duration_s: floa
         "failed_to_download": total("failed_to_download"), "failed_to_resize": total("failed_to_resize"),
         "duplicates": total("duplicates"), "duration_s": round(duration_s, 2),
         "samples_per_s": round(sum(r.stats["count"] for r in crawled) / max(duration_s, 1e-9), 1),
-        "top_errors": dict(sorted(errors.items(), key=lambda kv: -kv[1])[:10]),
+        "top_errors": dict(sorted(errors.items(), key=lambda kv: -kv[1])[:distribute.TOP_ERRORS]),
     }
 
 

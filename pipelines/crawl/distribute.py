@@ -2,13 +2,17 @@
 
 Each task crawls its shard, writes the shard's rows to the results store and
 commits the shard; the driver only collects small results and reports
-progress, which workers push to a counter actor as they go.
+progress, which workers push to a counter actor as they go. The driver holds
+no per-URL state: it takes the next shard from the reader only when a worker
+is free, and a shard's result comes back without its rows and with only its
+most common error messages.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from itertools import islice
 
 import ray
 
@@ -22,6 +26,7 @@ from clipline.pipelines.crawl.status import record_shard
 log = logging.getLogger(__name__)
 
 SHARD_TASK_RETRIES = 3  # a worker killed mid-shard (OOM, preemption) restarts that shard
+TOP_ERRORS = 10  # error messages the summary shows, and each shard sends the driver
 
 
 @ray.remote(num_cpus=0)
@@ -48,22 +53,33 @@ def _crawl_shard_task(shard_id, rows, config: IngestConfig, decode: SampleDecode
         shard_id, rows, config, decode,
         on_progress=lambda done, ok: counter.add.remote(done, ok),
         on_written=lambda stats, samples: record_shard(config, run_id, shard_id, stats, samples))
-    return ShardResult(result.shard_id, result.stats, result.skipped, samples=[])  # rows already stored
+    return for_driver(result)
 
 
-def crawl_shards(shards: list[ShardInput], config: IngestConfig, decode: SampleDecoder, run_id: str,
+def for_driver(result: ShardResult) -> ShardResult:
+    """The result without its rows (already stored) and with only its TOP_ERRORS most common messages.
+
+    Messages name hosts ("private address refused: <host>", connection errors), so a shard's full
+    status_dict can hold one entry per failed URL; every row's own error is in the results store.
+    """
+    errors = sorted(result.stats["status_dict"].items(), key=lambda kv: -kv[1])[:TOP_ERRORS]
+    return ShardResult(result.shard_id, {**result.stats, "status_dict": dict(errors)}, result.skipped, samples=[])
+
+
+def crawl_shards(shards: Iterable[ShardInput], config: IngestConfig, decode: SampleDecoder, run_id: str,
                  on_progress: Callable[[int, int], None]) -> list[ShardResult]:
-    """Crawl every shard on Ray; return their results in shard order."""
+    """Crawl every shard on Ray, taking the next one only when a worker is free; return results in shard order."""
     ensure_ray()
     counter = ProgressCounter.options(scheduling_strategy=on_driver_node()).remote()  # survives lost nodes
-    queue = list(reversed(shards))
+    shards = iter(shards)
     running: dict = {}
     results: list[ShardResult] = []
-    while queue or running:
-        while queue and len(running) < config.workers:
-            shard = queue.pop()
+    while True:
+        for shard in islice(shards, config.workers - len(running)):
             ref = _crawl_shard_task.remote(shard.shard_id, shard.rows, config, decode, run_id, counter)
             running[ref] = shard.shard_id
+        if not running:
+            break
         done, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
         for ref in done:
             running.pop(ref)

@@ -1,4 +1,4 @@
-"""Reading URL lists in every format, and cutting them into the same shards every time."""
+"""Reading URL lists in every format, streaming, and cutting them into the same shards every time."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import pytest
 
 from clipline.pipelines import storage
 from clipline.pipelines.config import ReaderConfig
-from clipline.pipelines.crawl.reader import read_url_list, split_shards
+from clipline.pipelines.crawl import reader
+from clipline.pipelines.crawl.reader import plan_shards, read_batches, split_shards
 from clipline.pipelines.errors import ClipLineError
 
 ROWS = [{"url": f"http://example.com/{i}.jpg", "caption": f"photo {i}", "license": "cc-by"} for i in range(7)]
@@ -27,6 +28,11 @@ def _write(path, fmt: str, rows=ROWS) -> None:
         "jsonl": lambda: path.write_text("".join(json.dumps(r) + "\n" for r in rows)),
     }
     writers[fmt]()
+
+
+def read_url_list(config: ReaderConfig) -> pa.Table:
+    """The whole list at once: fine for a test's seven rows, never done by the crawl."""
+    return pa.concat_tables(read_batches(config), promote_options="permissive")
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv", "tsv", "jsonl"])
@@ -67,13 +73,22 @@ def test_url_list_on_s3(s3_uri, tmp_path):
 def test_shards_and_keys_are_deterministic(tmp_path):
     _write(tmp_path / "l.csv", "csv")
     config = ReaderConfig(url_list_uri=str(tmp_path / "l.csv"), samples_per_shard=3)
-    first = split_shards(read_url_list(config), 3)
-    again = split_shards(read_url_list(config), 3)
+    first = list(split_shards(read_batches(config), 3))
+    again = list(split_shards(read_batches(config), 3))
     assert [s.shard_id for s in first] == [0, 1, 2]
     assert [s.rows.num_rows for s in first] == [3, 3, 1]
     assert first[1].rows["key"].to_pylist() == ["000010", "000011", "000012"]
     assert all(a.rows.equals(b.rows) for a, b in zip(first, again, strict=True))
     assert not any("." in k for s in first for k in s.rows["key"].to_pylist())
+    assert plan_shards(config) == reader.ShardPlan(num_rows=7, num_shards=3)
+
+
+def test_shards_span_blocks_and_files_in_input_order(tmp_path, monkeypatch):
+    monkeypatch.setattr(reader, "READ_BLOCK_BYTES", 64)  # about one row per block
+    _write(tmp_path / "a.csv", "csv", ROWS[:4])
+    _write(tmp_path / "b.jsonl", "jsonl", ROWS[4:])
+    shards = list(split_shards(read_batches(ReaderConfig(url_list_uri=str(tmp_path))), 3))
+    assert [s.rows.drop_columns("key").to_pylist() for s in shards] == [ROWS[:3], ROWS[3:6], ROWS[6:]]
 
 
 @pytest.mark.parametrize("setup, words", [
@@ -86,5 +101,5 @@ def test_bad_inputs_name_the_problem(tmp_path, setup, words):
     setup(tmp_path)
     target = next((p for p in tmp_path.iterdir()), tmp_path / "missing.csv")
     with pytest.raises(ClipLineError) as info:
-        read_url_list(ReaderConfig(url_list_uri=str(target), caption_col=None))
+        plan_shards(ReaderConfig(url_list_uri=str(target), caption_col=None))
     assert words in str(info.value) and info.value.fix

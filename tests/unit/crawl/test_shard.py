@@ -52,7 +52,7 @@ def url_table(server, paths) -> pa.Table:
 
 
 def crawl(config: IngestConfig, table: pa.Table, **kwargs):
-    shard = split_shards(table, config.reader.samples_per_shard)[0]
+    shard = next(split_shards([table], config.reader.samples_per_shard))
     return crawl_shard(shard.shard_id, shard.rows, config, ImageDecoder(config.image), **kwargs)
 
 

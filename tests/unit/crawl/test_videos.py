@@ -72,7 +72,7 @@ def url_table(server, rows) -> pa.Table:
 
 
 def crawl(config: VideoIngestConfig, table: pa.Table, **kwargs):
-    shard = split_shards(table, config.reader.samples_per_shard)[0]
+    shard = next(split_shards([table], config.reader.samples_per_shard))
     return crawl_shard(shard.shard_id, shard.rows, config, VideoDecoder(config.video, config.image), **kwargs)
 
 
