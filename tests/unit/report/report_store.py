@@ -90,13 +90,13 @@ def _ingest_rows() -> tuple[list[dict], list[dict]]:
     shards = [{"run_id": "ingest-1", "dataset_uri": dataset, "shard_id": s, "num_samples": 10, "num_success": 7,
                "num_failed": 3, "num_duplicates": 1, "bytes_written": 123456, "duration_s": 2.5, "written_at": now()}
               for s in range(2)]
-    samples = []
+    samples, written_at = [], [now(), now()]  # one time per shard write, as the crawler records it
     for i in range(20):
         domain = ("a.example", "b.example", "c.example")[i % 3]
         status, error = ERRORS.get((domain, i % 2), ("success", None))
         samples.append({"run_id": "ingest-1", "dataset_uri": dataset, "shard_id": i // 10, "key": f"{i:09d}",
                         "url": f"http://{domain}/{i}.jpg", "domain": domain, "status": status, "error_message": error,
-                        "written_at": now()})
+                        "written_at": written_at[i // 10]})
     return shards, samples
 
 
