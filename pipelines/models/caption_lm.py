@@ -10,7 +10,6 @@ tokenizer is available offline), so its vocabulary is open_clip's 49,408 tokens.
 from __future__ import annotations
 
 import json
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -19,6 +18,7 @@ import torch
 from open_clip.tokenizer import SimpleTokenizer
 
 from clipline.pipelines.errors import ClipLineError
+from clipline.pipelines.models.tokens import saved_files
 
 LM_PRESETS: dict[str, dict] = {
     "tiny": {"n_layer": 2, "n_embd": 128, "n_head": 4},  # ~6.7M parameters, 6.3M of them the token embedding
@@ -128,9 +128,7 @@ class PretrainedTokens:
 
     def files(self) -> dict[str, bytes]:
         """The tokenizer's files (name -> bytes), for a checkpoint to carry."""
-        with tempfile.TemporaryDirectory() as folder:
-            self._hf.save_pretrained(folder)
-            return {p.name: p.read_bytes() for p in Path(folder).iterdir() if p.is_file()}
+        return saved_files(self._hf)
 
 
 @dataclass(frozen=True)

@@ -52,9 +52,14 @@ class _HuggingFace:
         return tokenizer.tokenizer.decode(ids, skip_special_tokens=True)
 
     def files(self, tokenizer: HFTokenizer) -> dict[str, bytes]:
-        with tempfile.TemporaryDirectory() as folder:
-            tokenizer.save_pretrained(folder)
-            return {p.name: p.read_bytes() for p in Path(folder).iterdir() if p.is_file()}
+        return saved_files(tokenizer)
+
+
+def saved_files(tokenizer) -> dict[str, bytes]:
+    """The files (name -> bytes) a transformers tokenizer's save_pretrained writes, for a checkpoint to carry."""
+    with tempfile.TemporaryDirectory() as folder:
+        tokenizer.save_pretrained(folder)
+        return {p.name: p.read_bytes() for p in Path(folder).iterdir() if p.is_file()}
 
 
 TOKENIZER_KINDS = {SimpleTokenizer: _Simple(), HFTokenizer: _HuggingFace()}
