@@ -7,7 +7,7 @@ DEPS_STAMP := $(VENV)/.deps-$(shell sha256sum pyproject.toml | cut -c1-16)
 PYTEST_ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install browser demo test lint bench-ingest bench-train bench-caption bench-train-video bench-ingest-videos bench-distance bench-eval bench-curate bench-scale-store bench-scale-plan serve schedule-on schedule-off cluster-up cluster-down clean
+.PHONY: install browser demo test lint bench-ingest bench-train bench-caption bench-train-video bench-ingest-videos bench-distance bench-eval bench-curate bench-scale-store bench-scale-plan bench-cluster serve schedule-on schedule-off cluster-up cluster-down clean
 
 # Reference tools kept apart from the project's dependencies, each in its own folder under $(VENV)/opt and
 # put on PYTHONPATH only where used. They are targets of their own, so an environment built before one was
@@ -75,6 +75,10 @@ bench-scale-store: install
 
 bench-scale-plan: install
 	$(BIN)/python bench/scale_plan.py
+
+# The same ingest and training on 1, 2 and 3 worker nodes of infra/local-cluster.sh (as root), and a node kill.
+bench-cluster: install
+	$(BIN)/python bench/cluster.py
 
 bench-curate: install
 	$(BIN)/python bench/curate.py

@@ -1,7 +1,8 @@
 """A static file server on loopback for the ingest benchmark.
 
 nginx (Debian's package) is preferred: one worker process, access log off, run in
-the foreground as a child process on 127.0.0.1 and a free port. If nginx is not
+the foreground as a child process on 127.0.0.1 (or another local address: a
+cluster bridge's, bench/cluster.py) and a free port. If nginx is not
 installed and `apt-get install -y nginx` does not work, Python's
 ThreadingHTTPServer (`python -m http.server`) stands in; it is much slower and may
 become the bottleneck, which the report then says.
@@ -43,7 +44,7 @@ http {{
     uwsgi_temp_path {run}/uwsgi;
     scgi_temp_path {run}/scgi;
     server {{
-        listen 127.0.0.1:{port};
+        listen {host}:{port};
         root {root};
     }}
 }}
@@ -57,9 +58,9 @@ class Server:
     process: subprocess.Popen
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return s.getsockname()[1]
 
 
@@ -81,32 +82,32 @@ def nginx_version(nginx: str) -> str:
     return (out.stderr or out.stdout).strip().split(":")[-1].strip() or "nginx"
 
 
-def start_nginx(nginx: str, root: Path, run_dir: Path, port: int) -> subprocess.Popen:
+def start_nginx(nginx: str, root: Path, run_dir: Path, host: str, port: int) -> subprocess.Popen:
     run_dir.mkdir(parents=True, exist_ok=True)
     # As root, nginx workers would switch to `nobody`, who may not read the tree.
     user = "user root;" if os.geteuid() == 0 else ""
-    conf = NGINX_CONF.format(user=user, run=run_dir.resolve(), port=port, root=root.resolve())
+    conf = NGINX_CONF.format(user=user, run=run_dir.resolve(), host=host, port=port, root=root.resolve())
     (run_dir / "nginx.conf").write_text(conf)
     cmd = [nginx, "-e", "stderr", "-p", str(run_dir.resolve()), "-c", "nginx.conf"]
     return subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
 
 
-def start_python(root: Path, port: int) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
+def start_python(root: Path, host: str, port: int) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "http.server", str(port), "--bind", host,
            "--directory", str(root.resolve())]
     return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
 
 
-def wait_listening(proc: subprocess.Popen, port: int, timeout: float = 10.0) -> None:
+def wait_listening(proc: subprocess.Popen, host: str, port: int, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"file server exited with code {proc.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+        with contextlib.suppress(OSError), socket.create_connection((host, port), 0.5):
             return
         time.sleep(0.05)
-    raise RuntimeError(f"file server did not listen on 127.0.0.1:{port} within {timeout}s")
+    raise RuntimeError(f"file server did not listen on {host}:{port} within {timeout}s")
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -120,19 +121,19 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def serve(root: Path, run_dir: Path) -> Iterator[Server]:
-    """Serve `root` over HTTP on 127.0.0.1 while the block runs."""
-    port = free_port()
+def serve(root: Path, run_dir: Path, host: str = "127.0.0.1") -> Iterator[Server]:
+    """Serve `root` over HTTP on `host` (a local address) while the block runs."""
+    port = free_port(host)
     nginx = find_nginx()
     if nginx:
-        proc, kind = start_nginx(nginx, root, run_dir, port), nginx_version(nginx)
+        proc, kind = start_nginx(nginx, root, run_dir, host, port), nginx_version(nginx)
     else:
         log.warning("nginx unavailable: falling back to Python's ThreadingHTTPServer, "
                     "which may limit throughput")
-        proc, kind = start_python(root, port), "python http.server (fallback)"
+        proc, kind = start_python(root, host, port), "python http.server (fallback)"
     try:
-        wait_listening(proc, port)
-        log.info("serving %s with %s on 127.0.0.1:%d", root, kind, port)
-        yield Server(f"http://127.0.0.1:{port}", kind, proc)
+        wait_listening(proc, host, port)
+        log.info("serving %s with %s on %s:%d", root, kind, host, port)
+        yield Server(f"http://{host}:{port}", kind, proc)
     finally:
         stop(proc)

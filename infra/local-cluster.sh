@@ -17,7 +17,8 @@
 #
 # Settings (environment): CLUSTER_NAME (default clipline; prefixes namespaces, at most 6 characters),
 # CLUSTER_SUBNET (first three octets, default 10.77.0), CLUSTER_DIR (driver-side state and logs,
-# default /tmp/$CLUSTER_NAME-cluster), CLUSTER_S3_PORT (default 9000), NODE_CPUS (default 1),
+# default /tmp/$CLUSTER_NAME-cluster), CLUSTER_S3_PORT (default 9000), NODE_CPUS (default 1), HEAD_CPUS
+# (default NODE_CPUS; 0 keeps work off the head, as on a cluster whose head only coordinates),
 # NODE_OBJECT_STORE_BYTES (default 200 MB), VENV (default the checkout's .venv).
 set -euo pipefail
 
@@ -26,6 +27,7 @@ subnet="${CLUSTER_SUBNET:-10.77.0}"
 state="${CLUSTER_DIR:-/tmp/$name-cluster}"
 s3_port="${CLUSTER_S3_PORT:-9000}"
 node_cpus="${NODE_CPUS:-1}"
+head_cpus="${HEAD_CPUS:-$node_cpus}"
 object_store="${NODE_OBJECT_STORE_BYTES:-200000000}"
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 venv="${VENV:-$repo/.venv}"
@@ -55,6 +57,7 @@ node_env() {  # home, temp dir, node name
 ray_start_args() {  # node -> the `ray start` arguments a real machine would use
   local node="$1" host; host="$(host_of "$node")"
   local cpus="$node_cpus"
+  [ "$node" = head ] && cpus="$head_cpus"
   [ "$node" = driver ] && cpus=0  # the driver's machine joins without CPUs: no stage work lands there
   local common=(--node-ip-address "$host" --num-cpus "$cpus" --object-store-memory "$object_store"
                 --disable-usage-stats)
