@@ -139,6 +139,7 @@ def test_pipeline_deployment_runs_on_the_cluster_over_s3(served, digits_site, lo
     S3), every location on s3://: URL lists, shards, checkpoints, store, Prefect results and cache keys, report.
     The fan-out stages ran on at least 2 nodes; the rerun takes every stage from the cache on S3."""
     env, _ = served
+    local_cluster.ensure_worker_nodes(2)  # the node-kill tests before this one leave one worker node
     for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
         monkeypatch.setenv(name, local_cluster.env[name])
     root = f"s3://clipline/pipeline-{uuid.uuid4().hex[:8]}"

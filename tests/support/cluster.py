@@ -87,5 +87,12 @@ class LocalCluster:
     def add_node(self) -> None:
         self._run(self.settings, "add-node", timeout=180)
 
+    def ensure_worker_nodes(self, count: int) -> None:
+        """Add worker nodes until `count` are alive: a test that needs the cluster whole after others killed
+        nodes (the session's cluster is shared)."""
+        missing = count - len(self.alive_nodes() - {self.node_ip(0)})
+        for _ in range(missing):
+            self.add_node()
+
     def stop(self) -> None:
         self._run(self.settings, "down")
