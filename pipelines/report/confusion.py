@@ -10,7 +10,7 @@ import numpy as np
 from clipline.pipelines.config import ReportConfig
 from clipline.pipelines.eval.plots import confusion_png
 from clipline.pipelines.report import html
-from clipline.pipelines.report.store import named_rows
+from clipline.pipelines.report.store import StoreReader, named_rows
 
 
 @dataclass(frozen=True)
@@ -43,8 +43,8 @@ def _matrix_png(evaluation: Evaluation, cells: list[dict]) -> bytes:
     return confusion_png(labels, predicted, classnames, evaluation.task_title)  # the heading names the rest
 
 
-def render(config: ReportConfig) -> str:
-    rows = named_rows(config.store.results_uri, "confusion_cells")
+def render(config: ReportConfig, store: StoreReader) -> str:
+    rows = named_rows(store, "confusion_cells")
     if not rows:
         return html.no_runs("zero-shot and linear-probe evaluations write the predictions these are drawn from.")
     evaluations = [(evaluation, list(cells)) for evaluation, cells in groupby(rows, key=_evaluation)]

@@ -13,7 +13,7 @@ from clipline.pipelines import storage
 from clipline.pipelines.config import ReportConfig
 from clipline.pipelines.curate.output import SCORES, SourceIndex
 from clipline.pipelines.report import html
-from clipline.pipelines.report.store import named_rows
+from clipline.pipelines.report.store import StoreReader, named_rows
 from clipline.pipelines.report.thumbnails import _thumbnail
 from clipline.pipelines.shard_format import read_members
 
@@ -51,12 +51,12 @@ def _removed_examples(output_uri: str) -> list[dict]:
     return examples
 
 
-def render(config: ReportConfig) -> str:
-    funnel = named_rows(config.store.results_uri, "curation_funnel")
+def render(config: ReportConfig, store: StoreReader) -> str:
+    funnel = named_rows(store, "curation_funnel")
     if not funnel:
         return html.no_runs("`clipline curate` writes its funnel and the removed samples here.")
     parts = [_funnel_chart(funnel), html.table(funnel)]
-    output_uri = named_rows(config.store.results_uri, "curation_latest")[0]["output_uri"]
+    output_uri = named_rows(store, "curation_latest")[0]["output_uri"]
     try:
         examples = _removed_examples(output_uri)
     except (FileNotFoundError, KeyError, OSError) as e:  # the output or its source shards moved since the run

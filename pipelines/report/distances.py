@@ -10,7 +10,7 @@ from clipline.pipelines.config import ReportConfig
 from clipline.pipelines.distance.compare import distance_matrix
 from clipline.pipelines.distance.heatmap import render_heatmap
 from clipline.pipelines.report import html
-from clipline.pipelines.report.store import named_rows
+from clipline.pipelines.report.store import StoreReader, named_rows
 
 COLUMNS = ("dataset_a", "dataset_b", "method", "n", "w1", "ci_low", "ci_high", "self_a", "self_b", "excess")
 
@@ -39,8 +39,8 @@ def _space(space: str, rows: list[dict]) -> str:
     return f'{html.heading(space)}<div class="grid">{images}</div>{html.table(rows, COLUMNS)}'
 
 
-def render(config: ReportConfig) -> str:
-    rows = named_rows(config.store.results_uri, "distances")
+def render(config: ReportConfig, store: StoreReader) -> str:
+    rows = named_rows(store, "distances")
     if not rows:
         return html.no_runs("`clipline distance` writes Wasserstein distances between datasets here.")
     note = html.note(f"Run {rows[0]['run_id']}. Excess near 0: the two datasets are as close as two halves of one.")

@@ -7,7 +7,7 @@ from matplotlib.figure import Figure
 
 from clipline.pipelines.config import ReportConfig
 from clipline.pipelines.report import html
-from clipline.pipelines.report.store import named_rows
+from clipline.pipelines.report.store import StoreReader, named_rows
 
 MAX_DOMAINS = 15  # bars in the success-rate chart, largest domains first
 
@@ -25,13 +25,12 @@ def _domain_chart(rows: list[dict]) -> str:
     return html.svg(figure, "ingest-domains")
 
 
-def render(config: ReportConfig) -> str:
-    uri = config.store.results_uri
-    summary = named_rows(uri, "ingest_summary")
-    domains = named_rows(uri, "success_by_domain")
+def render(config: ReportConfig, store: StoreReader) -> str:
+    summary = named_rows(store, "ingest_summary")
+    domains = named_rows(store, "success_by_domain")
     if not summary and not domains:
         return html.no_runs("`clipline ingest` writes per-shard and per-sample outcomes here.")
-    errors = named_rows(uri, "top_errors")
+    errors = named_rows(store, "top_errors")
     parts = [html.heading("By dataset"), html.table(summary) if summary else html.note("No committed shards yet.")]
     if domains:
         parts += [html.heading("By domain"), _domain_chart(domains), html.table(domains)]

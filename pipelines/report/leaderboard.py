@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from clipline.pipelines.config import ReportConfig
 from clipline.pipelines.report import html
-from clipline.pipelines.report.store import named_rows
+from clipline.pipelines.report.store import StoreReader, named_rows
 
 
-def render(config: ReportConfig) -> str:
-    rows = named_rows(config.store.results_uri, "leaderboard")
+def render(config: ReportConfig, store: StoreReader) -> str:
+    rows = named_rows(store, "leaderboard")
     if not rows:
         return html.no_runs("`clipline eval` writes zero-shot, retrieval, linear-probe and captioning scores "
                             "here.")

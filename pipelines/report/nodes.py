@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from clipline.pipelines.config import ReportConfig
 from clipline.pipelines.report import html
-from clipline.pipelines.report.store import named_rows
+from clipline.pipelines.report.store import StoreReader, named_rows
 
 
-def render(config: ReportConfig) -> str:
-    rows = named_rows(config.store.results_uri, "work_by_node")
+def render(config: ReportConfig, store: StoreReader) -> str:
+    rows = named_rows(store, "work_by_node")
     if not rows:
         return html.no_runs("Ingest, evaluation and distance runs record the node each unit of work ran on.")
     return html.table(rows)

@@ -21,6 +21,7 @@ from clipline.pipelines.report import (
     retrieval,
     training,
 )
+from clipline.pipelines.store.query import StoreReader
 from clipline.pipelines.store.writer import now
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Section:
     title: str
-    render: Callable[[ReportConfig], str]  # an HTML fragment, or a "no runs yet" note
+    render: Callable[[ReportConfig, StoreReader], str]  # an HTML fragment, or a "no runs yet" note
 
 
 # anchor -> section, in page order
@@ -67,16 +68,17 @@ th { background: #f3f3f3; }
 """
 
 
-def _section(anchor: str, section: Section, config: ReportConfig) -> str:
+def _section(anchor: str, section: Section, config: ReportConfig, store: StoreReader) -> str:
     log.info("report: %s", section.title.lower())
-    body = section.render(config)
+    body = section.render(config, store)
     return f'<section id="{anchor}"><h2>{html.escape(section.title)}</h2>{body}</section>'
 
 
 def render_page(config: ReportConfig) -> str:
     """The whole page as one string: inline CSS, inline charts, no scripts and no external resources."""
     nav = "".join(f'<a href="#{anchor}">{html.escape(s.title)}</a>' for anchor, s in SECTIONS.items())
-    body = "".join(_section(anchor, section, config) for anchor, section in SECTIONS.items())
+    with StoreReader(config.store.results_uri) as store:  # one connection: the store is listed once
+        body = "".join(_section(anchor, section, config, store) for anchor, section in SECTIONS.items())
     generated = f"Results store {config.store.results_uri}, {now():%Y-%m-%d %H:%M} UTC."
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>clipline report</title>'
             f"<style>{STYLE}</style></head><body><h1>clipline report</h1>{html.note(generated)}"

@@ -6,7 +6,7 @@ from itertools import groupby
 
 from clipline.pipelines.config import ReportConfig
 from clipline.pipelines.report import html
-from clipline.pipelines.report.store import named_rows
+from clipline.pipelines.report.store import StoreReader, named_rows
 from clipline.pipelines.report.thumbnails import example_image, example_images
 
 
@@ -31,8 +31,8 @@ def _evaluation(dataset: str, checkpoint: str, rows: list[dict]) -> str:
     return f'{html.heading(f"{dataset} · {checkpoint}")}{missing}<div class="examples">{examples}</div>'
 
 
-def render(config: ReportConfig) -> str:
-    rows = named_rows(config.store.results_uri, "retrieval_examples")
+def render(config: ReportConfig, store: StoreReader) -> str:
+    rows = named_rows(store, "retrieval_examples")
     if not rows:
         return html.no_runs("`clipline eval --task retrieval` writes the ranked captions shown here.")
     groups = groupby(rows, key=lambda r: (r["dataset"], r["checkpoint"]))

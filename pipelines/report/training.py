@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 
 from clipline.pipelines.config import ReportConfig
 from clipline.pipelines.report import html
-from clipline.pipelines.report.store import named_rows
+from clipline.pipelines.report.store import StoreReader, named_rows
 
 CURVES = {"loss": "loss", "lr": "learning rate", "logit_scale": "logit scale"}  # metric name -> axis title
 
@@ -40,8 +40,8 @@ def _figure(runs: dict[str, dict[str, tuple[list, list]]]) -> Figure:
     return figure
 
 
-def render(config: ReportConfig) -> str:
-    rows = named_rows(config.store.results_uri, "train_curves")
+def render(config: ReportConfig, store: StoreReader) -> str:
+    rows = named_rows(store, "train_curves")
     if not rows:
         return html.no_runs("`clipline train` writes loss, learning rate and logit scale here.")
     runs = _runs(rows, config.max_runs)

@@ -64,6 +64,7 @@ def connect(results_uri: str, locked: bool = True, limits: QueryLimits | None = 
     except duckdb.Error as e:
         raise ClipLineError(f"bad memory limit {limits.memory_limit!r}: {str(e).splitlines()[0]}",
                             "write it as DuckDB does, e.g. 2GB or 500MiB") from e
+    con.execute("SET parquet_metadata_cache = true")  # each query binds its views' files again: read footers once
     fs, _ = storage.filesystem(results_uri)
     if not storage.is_local(results_uri):
         con.register_filesystem(fs)  # DuckDB's httpfs cannot be installed offline
@@ -120,33 +121,58 @@ def _vanished(e: Exception) -> bool:
 def run_query(results_uri: str, sql: str, limits: QueryLimits | None = None) -> QueryResult:
     """Run one read-only SELECT against the store; stop it past `limits` (time or memory); reopen the store
     if a compaction removed a file meanwhile."""
-    limits = limits or QueryLimits()
-    for attempt in range(1, MAX_ATTEMPTS + 1):
-        try:
-            return _run_once(results_uri, sql, limits)
-        except _FilesChanged as e:
-            if attempt == MAX_ATTEMPTS:
-                raise ClipLineError(f"query failed: {e}", "the store's files keep changing; run the query again") from e
-            log.info("the store's files changed while the query ran (a compaction?); reading them again")
-            time.sleep(0.1 * attempt)
-    raise AssertionError("unreachable")
+    with StoreReader(results_uri, limits) as reader:
+        return reader.query(sql)
 
 
-def _run_once(results_uri: str, sql: str, limits: QueryLimits) -> QueryResult:
-    try:
-        con = connect(results_uri, locked=True, limits=limits)
-    except ClipLineError:
-        raise
-    except Exception as e:
-        if _vanished(e):
-            raise _FilesChanged(str(e).splitlines()[0]) from e
-        raise ClipLineError(f"cannot read the results store at {results_uri}: "
-                            f"{storage.describe_error(e, results_uri)}", storage.fix_for(results_uri)) from e
-    try:
-        check_read_only(con, sql)
-        return _execute(con, sql, results_uri, limits)
-    finally:
-        con.close()
+class StoreReader:
+    """One locked connection for many queries (a report's dozen): the store's files are listed and each
+    file's Parquet footer read once, not once per query, which on object storage is most of a query's time.
+    A query that finds a file gone (a compaction finished) reopens the store and runs again."""
+
+    def __init__(self, results_uri: str, limits: QueryLimits | None = None):
+        self.results_uri, self.limits = results_uri, limits or QueryLimits()
+        self._con: duckdb.DuckDBPyConnection | None = None
+
+    def __enter__(self) -> StoreReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    def query(self, sql: str) -> QueryResult:
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                con = self._connection()
+                check_read_only(con, sql)
+                return _execute(con, sql, self.results_uri, self.limits)
+            except _FilesChanged as e:
+                self.close()
+                if attempt == MAX_ATTEMPTS:
+                    raise ClipLineError(f"query failed: {e}",
+                                        "the store's files keep changing; run the query again") from e
+                log.info("the store's files changed while the query ran (a compaction?); reading them again")
+                time.sleep(0.1 * attempt)
+        raise AssertionError("unreachable")
+
+    def _connection(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            try:
+                self._con = connect(self.results_uri, locked=True, limits=self.limits)
+            except ClipLineError:
+                raise
+            except Exception as e:
+                if _vanished(e):
+                    raise _FilesChanged(str(e).splitlines()[0]) from e
+                raise ClipLineError(f"cannot read the results store at {self.results_uri}: "
+                                    f"{storage.describe_error(e, self.results_uri)}",
+                                    storage.fix_for(self.results_uri)) from e
+        return self._con
 
 
 def _execute(con: duckdb.DuckDBPyConnection, sql: str, results_uri: str, limits: QueryLimits) -> QueryResult:

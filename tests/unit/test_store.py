@@ -10,8 +10,9 @@ import pytest
 from clipline.pipelines import storage
 from clipline.pipelines.config import StoreConfig
 from clipline.pipelines.errors import ClipLineError
+from clipline.pipelines.store import query as store_query
 from clipline.pipelines.store.compact import compact_table
-from clipline.pipelines.store.query import QueryRefused, named_queries, run_query
+from clipline.pipelines.store.query import QueryRefused, StoreReader, named_queries, run_query
 from clipline.pipelines.store.schema import tables
 from clipline.pipelines.store.writer import ResultsWriter, now, table_uri
 
@@ -101,6 +102,25 @@ def test_compaction_keeps_the_exact_multiset_of_rows(results):
     assert _multiset(results) == before + collections.Counter(
         {("later", i, 1.0): 1 for i in range(3)})
     assert len(storage.glob(storage.join(table_uri(results, "train_metrics"), "*.parquet"))) == 1
+
+
+def test_a_reader_kept_open_lists_the_store_once_and_reopens_after_a_compaction(results, monkeypatch):
+    """A report's reader runs many queries on one connection; when a compaction removes the files it listed,
+    its next query reopens the store and gives the same rows, not an error or a row twice."""
+    for i in range(4):
+        with ResultsWriter(StoreConfig(results_uri=results)) as writer:
+            writer.append("train_metrics", metric_rows(f"run-{i}", 3))
+    listings, list_files = [], store_query.visible_files
+    monkeypatch.setattr(store_query, "visible_files", lambda *a: listings.append(a) or list_files(*a))
+    sql = "SELECT run_id, step FROM train_metrics ORDER BY ALL"
+    with StoreReader(results) as reader:
+        before = reader.query(sql).rows
+        assert reader.query("SELECT count(*) FROM train_metrics").rows == [(12,)]
+        opened = len(listings)
+        assert opened == len(tables())  # one listing per table for both queries
+        compact_table(results, "train_metrics")
+        assert reader.query(sql).rows == before
+        assert len(listings) == 2 * opened  # the vanished files made it list the store again
 
 
 def test_compaction_interrupted_before_deleting_inputs_shows_no_row_twice(results, monkeypatch):
