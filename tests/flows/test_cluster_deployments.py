@@ -46,7 +46,8 @@ def served(tmp_path_factory):
     root = tmp_path_factory.mktemp("serve")
     port = free_port()
     env = {**os.environ, "PREFECT_PORT": str(port), "PREFECT_HOME": str(root / "prefect"),
-           "CLIPLINE_HOME": str(root / "home"), "PREFECT_API_URL": f"http://127.0.0.1:{port}/api", "BIN": str(BIN)}
+           "CLIPLINE_HOME": str(root / "home"), "PREFECT_API_URL": f"http://127.0.0.1:{port}/api", "BIN": str(BIN),
+           "PREFECT_WORKER_QUERY_SECONDS": "2"}  # the worker picks a flow run up within 2 s, not 10
     env.pop("RAY_ADDRESS", None)  # flow runs start their own Ray, as on a user's machine
     log = (root / "serve.log").open("w")
     process = subprocess.Popen([str(REPO / "infra" / "serve.sh")], cwd=REPO, env=env, stdout=log,
