@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 import torch
-from docs_section import machine_info, update_section
+from docs_section import machine_info, update_section, versions
 from PIL import Image
 from train import (
     CLIPLINE,
@@ -46,7 +46,6 @@ from train import (
     parse_clipline,
     parse_openclip,
     run_stamped,
-    versions,
 )
 
 log = logging.getLogger("bench.caption")
@@ -156,7 +155,8 @@ def section(args, rates: dict[str, float], generation: dict[str, dict[str, float
     coca_ratio = rates["clipline CoCa"] / rates["open_clip CoCa"]
     return "\n".join([
         HEADING, "",
-        f"Machine: {machine_info()}; load average {os.getloadavg()[0]:.1f} at the end. Versions: {versions()}.",
+        f"Machine: {machine_info()}; load average {os.getloadavg()[0]:.1f} at the end. "
+        f"Versions: {versions('torch', 'transformers', 'open_clip_torch')}.",
         f"Command: `python bench/caption.py --steps {args.steps} --batch-size {args.batch_size}` (CPU, fp32, "
         f"digit shards of `make bench-train`; steady state after step {args.skip}). Logs: "
         + ", ".join(f"{name}: `{run}/output.log`" for name, run in runs.items()) + ".", "",

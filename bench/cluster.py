@@ -26,12 +26,10 @@ import argparse
 import contextlib
 import logging
 import os
-import re
 import shlex
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,11 +39,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cluster_report
 import ingest_data
 import ingest_server
-from cluster_report import Cluster, IngestRun, NodeCount, Resume, ResumeFailure, RunCpu, Sample, TrainRun
+from cluster_command import BenchError, Command
+from cluster_meter import CpuMeter
+from cluster_report import Cluster, IngestRun, NodeCount, Resume, ResumeFailure, RunCpu, TrainRun
 from docs_section import update_section
-from ingest_measure import _system_busy_s
 from train import ensure_shards
-from train_sampler import _stat, load1, wait_for_load
+from train_sampler import load1, wait_for_load
 
 from clipline.pipelines import storage
 from clipline.pipelines.store.query import run_query
@@ -69,12 +68,6 @@ RESUME_PHASES = {"Ray Train sees the failure": r"\[FailurePolicy\] RETRY",
                  "GCS marks the node dead": r"has been marked dead",
                  "the 2-worker start times out": r"worker group startup timed out",
                  "starts 1 worker": r"Attempting to start training worker group of size 1"}
-METER_PERIOD_S = 1.0
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-class BenchError(RuntimeError):
-    """A step failed; main() logs the message and exits non-zero."""
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -153,137 +146,6 @@ def fixed_pids(nginx_pid: int) -> dict[int, str]:
     """Processes of the set-up that are not a node's: the S3 server and nginx (their children go with them)."""
     s3_pid = int((Path(SETTINGS["CLUSTER_DIR"]) / "s3.pid").read_text())
     return {s3_pid: "S3 (moto)", nginx_pid: "nginx"}
-
-
-# ---------------------------------------------------------------- CPU
-
-
-class CpuMeter(threading.Thread):
-    """Every METER_PERIOD_S while in use: the machine's busy CPU s and the CPU s of the cluster's own processes.
-
-    A process is the cluster's when it carries a node's CLIPLINE_CLUSTER_NODE mark in its environment (every
-    process local-cluster.sh starts for a node, and the Ray workers those start), is in the session of a clipline
-    command (add_session), or is a fixed process (the S3 server, nginx) or a child of one. A process the meter first
-    sees after it started counts from 0; one that exits keeps what it was last seen with."""
-
-    def __init__(self, cluster_name: str, fixed: dict[int, str]):
-        super().__init__(daemon=True)
-        self.mark = f"CLIPLINE_CLUSTER_NODE={cluster_name}/".encode()
-        self.fixed = fixed  # pid -> part
-        self.sessions: dict[int, str] = {}  # session id -> part
-        self.part_of: dict[tuple[int, int], str | None] = {}  # (pid, start tick) -> part, None: not the cluster's
-        self.base: dict[tuple[int, int], float] = {}  # CPU s when first seen (0 for processes started since)
-        self.last: dict[tuple[int, int], float] = {}
-        self.samples: list[Sample] = []
-        self.own_cpu_s = 0.0
-        self._lock, self._stopped = threading.Lock(), threading.Event()
-        self._started_tick = time.clock_gettime(time.CLOCK_BOOTTIME) * TICKS
-        self._busy_before = _system_busy_s()
-
-    def __enter__(self) -> CpuMeter:
-        self.sample()
-        self.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stopped.set()
-        self.join()
-        self.sample()
-
-    def add_session(self, sid: int, part: str) -> None:
-        with self._lock:  # the command's first processes may have been judged another's already: judge them again
-            self.sessions[sid] = part
-            self.part_of = {key: p for key, p in self.part_of.items() if p is not None}
-
-    def run(self) -> None:
-        start = time.thread_time()
-        while not self._stopped.wait(METER_PERIOD_S):
-            self.sample()
-            self.own_cpu_s = time.thread_time() - start
-
-    def sample(self) -> None:
-        with self._lock:
-            for entry in os.scandir("/proc"):
-                if entry.name.isdigit() and (fields := _stat(int(entry.name))):
-                    self._update(int(entry.name), fields)
-            own = sum(self.last[key] - self.base[key] for key in self.last)
-        self.samples.append(Sample(time.time(), _system_busy_s() - self._busy_before, own))
-
-    def _update(self, pid: int, fields: list[str]) -> None:
-        key, cpu = (pid, int(fields[19])), (int(fields[11]) + int(fields[12])) / TICKS
-        if key not in self.part_of:
-            self.part_of[key] = self._part(pid, int(fields[1]), int(fields[3]))
-            self.base[key] = cpu if key[1] < self._started_tick else 0.0
-        if self.part_of[key]:
-            self.last[key] = cpu
-
-    def _part(self, pid: int, ppid: int, sid: int) -> str | None:
-        if part := self.fixed.get(pid) or self.fixed.get(ppid) or self.sessions.get(sid):
-            return part
-        try:
-            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-        except OSError:
-            return None
-        return next((f"node {item[len(self.mark):].decode()}" for item in environ if item.startswith(self.mark)),
-                    None)
-
-    def totals_by_part(self) -> dict[str, float]:
-        out: dict[str, float] = {}
-        for key, cpu in self.last.items():
-            part = self.part_of.get(key) or "?"
-            out[part] = out.get(part, 0.0) + cpu - self.base[key]
-        return out
-
-
-# ---------------------------------------------------------------- one clipline command
-
-
-class Command:
-    """A clipline command on the cluster, in a session of its own; each output line is kept with the time it came
-    (`lines`) and written to `log_path` prefixed with the seconds since the start."""
-
-    def __init__(self, cmd: list[str], cluster: Cluster, log_path: Path, env: dict[str, str] | None = None):
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.cmd, self.log_path, self.started = cmd, log_path, time.time()
-        self.lines: list[tuple[float, str]] = []
-        self.proc = subprocess.Popen(cmd, cwd=REPO, env=os.environ | cluster.env | (env or {}),
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     text=True, errors="replace", start_new_session=True)
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        with self.log_path.open("w") as sink:
-            for line in self.proc.stdout:
-                at = time.time()
-                self.lines.append((at, line.rstrip("\n")))
-                sink.write(f"[{at - self.started:8.2f}] {line}")
-                sink.flush()
-
-    def wait(self, timeout: float) -> float:
-        """Wait for a clean exit; the time it exited."""
-        try:
-            code = self.proc.wait(timeout)
-            ended = time.time()
-        except subprocess.TimeoutExpired as e:
-            raise BenchError(f"{self.cmd[1]} ran past {timeout:.0f} s (log: {self.log_path})") from e
-        finally:
-            self.stop()
-        if code != 0:
-            tail = "\n".join(line for _, line in self.lines[-40:])
-            raise BenchError(f"exit status {code} from {shlex.join(self.cmd)} (log: {self.log_path}):\n{tail}")
-        return ended
-
-    def stop(self) -> None:
-        """End the command and whatever it started in its session (a no-op once it has exited)."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
-        self._reader.join(timeout=10)
-
-    def first_after(self, t: float, pattern: str) -> float | None:
-        """When the first output line after `t` matching `pattern` came."""
-        return next((at for at, line in self.lines if at > t and re.search(pattern, line)), None)
 
 
 def measured(cmd: list[str], cluster: Cluster, fixed: dict[int, str], args, log_path: Path) -> RunCpu:

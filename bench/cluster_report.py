@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
-import subprocess
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
-from docs_section import machine_info
+from docs_section import machine_info, versions
 
 HEADING = "## Cluster (make bench-cluster)"
 REPO = Path(__file__).resolve().parent.parent
@@ -207,25 +205,13 @@ class ResumeFailure:
 # ---------------------------------------------------------------- the section
 
 
-def versions() -> str:
-    def v(pkg: str) -> str:
-        try:
-            return metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            return "?"
-
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                            check=False).stdout.strip()
-    return f"clipline {v('clipline')} ({commit or '?'}, working tree), ray {v('ray')}, torch {v('torch')}, " \
-           f"prefect {v('prefect')}"
-
-
 def setup_lines(rows: list[NodeCount], args, settings: dict[str, str]) -> list[str]:
     now = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     loads = [x for r in rows for run in (r.ingest.cpu, r.train.cpu) for x in (run.load_before, run.load_after)]
     load = f"{min(loads):.2f} to {max(loads):.2f}" if loads else "-"
     return [
-        HEADING, "", f"- Date: {now}", f"- Machine: {machine_info()}", f"- Versions: {versions()}",
+        HEADING, "", f"- Date: {now}", f"- Machine: {machine_info()}",
+        f"- Versions: {versions('ray', 'torch', 'prefect')}",
         f"- Cluster: `infra/local-cluster.sh up N` with HEAD_CPUS={settings['HEAD_CPUS']} and "
         f"NODE_CPUS={settings['NODE_CPUS']}: *N worker nodes* are N Ray nodes of {settings['NODE_CPUS']} CPU each, "
         "each in its own network and mount namespace on a bridge (no shared disk); the head only coordinates (GCS, "

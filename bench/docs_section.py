@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
+from importlib import metadata
 from pathlib import Path
 
 DOC_HEADER = ("# Benchmarks\n\nEach section below is written by its `make bench-*` target; rerun the target "
@@ -18,6 +20,21 @@ def machine_info() -> str:
                    if line.startswith("MemTotal:"))
     cpus = len(os.sched_getaffinity(0))
     return f"{cpus} CPUs (nproc; {cpu}), {ram_kib / 2**20:.1f} GiB RAM, Linux {platform.release()}"
+
+
+def versions(*packages: str) -> str:
+    """clipline's version and commit, then each package's installed version ("?" where not installed): every
+    section's Versions line."""
+    def version(package: str) -> str:
+        try:
+            return metadata.version(package)
+        except metadata.PackageNotFoundError:
+            return "?"
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).resolve().parents[1],
+                            capture_output=True, text=True, check=False).stdout.strip()
+    return ", ".join([f"clipline {version('clipline')} ({commit or '?'}, working tree)",
+                      *(f"{p} {version(p)}" for p in packages)])
 
 
 def section_end(lines: list[str], start: int) -> int:

