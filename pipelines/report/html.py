@@ -33,15 +33,17 @@ def cell(value) -> str:
     return str(value)
 
 
-def table(rows: Sequence[dict], columns: Sequence[str] | None = None, drop_empty: bool = True) -> str:
-    """An HTML table of `rows` (dicts); columns that are empty in every row are left out when `drop_empty`."""
+def table(rows: Sequence[dict], columns: Sequence[str] | None = None, drop_empty: bool = True,
+          total: int | None = None) -> str:
+    """An HTML table of `rows` (dicts); columns that are empty in every row are left out when `drop_empty`.
+    `total`: the rows there are when `rows` holds only the first of them (the note counts the rest)."""
     columns = list(columns or (rows[0] if rows else []))
     if drop_empty:
         columns = [c for c in columns if any(r.get(c) is not None for r in rows)]
     head = "".join(f"<th>{escape(c)}</th>" for c in columns)
     body = "".join("<tr>" + "".join(f"<td>{escape(cell(r.get(c)))}</td>" for c in columns) + "</tr>"
                    for r in rows[:MAX_TABLE_ROWS])
-    cut = len(rows) - MAX_TABLE_ROWS
+    cut = (len(rows) if total is None else total) - MAX_TABLE_ROWS
     more = note(f"{cut} more rows not shown; `clipline sql` returns them all.") if cut > 0 else ""
     return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>{more}'
 

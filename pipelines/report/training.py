@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 
 from clipline.pipelines.config import ReportConfig
 from clipline.pipelines.report import html
-from clipline.pipelines.report.store import StoreReader, named_rows
+from clipline.pipelines.report.store import StoreReader, newest_runs_rows
 
 CURVES = {"loss": "loss", "lr": "learning rate", "logit_scale": "logit scale"}  # metric name -> axis title
 
@@ -41,9 +41,11 @@ def _figure(runs: dict[str, dict[str, tuple[list, list]]]) -> Figure:
 
 
 def render(config: ReportConfig, store: StoreReader) -> str:
-    rows = named_rows(store, "train_curves")
+    rows = newest_runs_rows(store, "train_curves", config.max_runs, newest_by="run_last_time")
     if not rows:
         return html.no_runs("`clipline train` writes loss, learning rate and logit scale here.")
+    rows.sort(key=lambda r: (r["run_id"], r["name"], r["step"]))
+    rows.sort(key=lambda r: r["run_last_time"], reverse=True)  # train_curves' order: newest run first
     runs = _runs(rows, config.max_runs)
     shown = html.note(f"The newest {len(runs)} runs (--max-runs).") if len(runs) == config.max_runs else ""
     return html.svg(_figure(runs), "training") + shown

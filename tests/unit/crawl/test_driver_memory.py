@@ -49,11 +49,18 @@ class Peak:
         return self.python_bytes + self.arrow_bytes
 
 
+# Every proxy pool stays alive to the end of the process. A buffer remembers the pool it came from, and Arrow's
+# IO threads may still be reading ahead for a reader that `work` dropped: a pool freed after the measurement
+# was later called from such a thread (a segmentation fault in a thread with no Python frame, in a full run).
+_POOLS: list[pa.MemoryPool] = []
+
+
 def measure_peak(work: Callable[[], object]) -> Peak:
     """The peak allocations while `work` runs, counting only what it allocates itself."""
     gc.collect()
     default_pool = pa.default_memory_pool()
     pool = pa.proxy_memory_pool(default_pool)  # the same allocator, with statistics of its own
+    _POOLS.append(pool)
     pa.set_memory_pool(pool)
     tracemalloc.start()
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import re
 
 from report_store import fill_store
@@ -56,6 +57,38 @@ def test_retrieval_examples_whose_dataset_is_gone_say_so_and_skip_thumbnails(tmp
     retrieval = _sections(render_page(ReportConfig(store=StoreConfig(results_uri=results))))["retrieval"]
     assert "Thumbnails skipped" in retrieval and "does not exist" in retrieval
     assert "a cat" in retrieval and 'class="thumb"' not in retrieval
+
+
+def test_a_long_table_shows_its_first_rows_and_counts_the_rest_and_curves_draw_the_newest_runs(tmp_path):
+    """70 domains of 1..70 samples: the table shows the 50 largest and says 20 more; 12 training runs, the
+    curves draw the 10 newest (--max-runs), however the store's files are ordered."""
+    from clipline.pipelines.report.html import MAX_TABLE_ROWS
+
+    results = str(tmp_path / "results")
+    samples, start = [], now()
+    for d in range(70):
+        samples += [{"run_id": "i", "dataset_uri": "/data", "shard_id": 0, "key": f"{d:03d}{i:03d}",
+                     "url": f"http://d{d:02d}.example/{i}", "domain": f"d{d:02d}.example", "status": "success",
+                     "written_at": start} for i in range(d + 1)]
+    runs = [f"run-{n:02d}" for n in range(12)]
+    with ResultsWriter(StoreConfig(results_uri=results)) as writer:
+        writer.append("ingest_shards", [{"run_id": "i", "dataset_uri": "/data", "shard_id": 0, "written_at": start,
+                                         "num_samples": len(samples), "num_success": len(samples), "num_failed": 0,
+                                         "num_duplicates": 0}])
+        writer.append("ingest_samples", samples)
+        for n in (5, 0, 11, 3, 8, 1, 10, 2, 7, 4, 9, 6):  # written out of order; run-11 has the latest time
+            writer.append("train_metrics", [{"run_id": runs[n], "step": step, "name": "loss", "value": 1.0 / step,
+                                             "time": start + datetime.timedelta(minutes=n, seconds=step)}
+                                            for step in range(1, 4)])
+    sections = _sections(render_page(ReportConfig(store=StoreConfig(results_uri=results), max_runs=10)))
+    ingest = sections["ingest"]
+    domain_table = ingest[ingest.index("By domain"):ingest.index("Top errors")]
+    shown = re.findall(r"<td>/data</td><td>(d\d\d)\.example</td><td>(\d+)</td>", domain_table)
+    assert len(shown) == MAX_TABLE_ROWS
+    assert shown == [(f"d{d:02d}", str(d + 1)) for d in range(69, 69 - MAX_TABLE_ROWS, -1)]  # largest first
+    assert f"{70 - MAX_TABLE_ROWS} more rows not shown" in domain_table
+    training = sections["training"]
+    assert [r for r in runs if r in training] == runs[2:]  # the 10 newest, not run-00 and run-01
 
 
 def test_cli_writes_the_report_and_says_where(tmp_path, capsys):
