@@ -78,10 +78,12 @@ def test_clip_filters_without_a_scorer_are_a_config_error(tmp_path, config_for):
 def test_the_report_section_shows_the_funnel_and_removed_pairs_with_their_reason(sized_shard, tmp_path, config_for):
     from clipline.pipelines.config import ReportConfig
     from clipline.pipelines.report import curation
+    from clipline.pipelines.report.store import StoreReader
 
     config = config_for(str(tmp_path / "data"), min_caption_words=4, min_image_size=100, max_aspect_ratio=3)
     curate(config)
-    page = curation.render(ReportConfig(store=config.store))
+    with StoreReader(config.store.results_uri) as store:
+        page = curation.render(ReportConfig(store=config.store), store)
     assert "Curation funnel" in page and "<svg" in page
     assert page.count('<img class="thumb"') == 6  # every removed sample (6 of 8), each with its reason
     assert "min_caption_words,min_image_size,max_aspect_ratio" in page  # k4 fails all three
