@@ -140,8 +140,9 @@ def test_crawl_killed_with_sigkill_and_rerun_equals_an_uninterrupted_run(
     committed_at_kill = len(storage.glob(storage.join(killed_out, "*_stats.json")))
     assert committed_at_kill < 6, "the crawl finished before it could be killed"
 
-    for out, results in ((killed_out, tmp_path / "r1"), (reference_out, tmp_path / "r2")):
-        run = clipline_ingest(url_list, out, str(results), per_shard=8, workers=2)
+    runs = [clipline_ingest(url_list, out, str(results), per_shard=8, workers=2)  # the resume and a reference,
+            for out, results in ((killed_out, tmp_path / "r1"), (reference_out, tmp_path / "r2"))]  # side by side
+    for run in runs:
         _, err = run.communicate(timeout=600)
         assert run.returncode == 0, err.decode()[-3000:]
     killed, reference = dataset_state(killed_out), dataset_state(reference_out)
