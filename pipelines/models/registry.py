@@ -69,9 +69,13 @@ def build_model(spec: str, augment: bool = True, weights: str | None = None, **m
     name = resolve_name(spec)
     if weights:
         name = f"local-dir:{weights}"
-    aug_cfg = None if augment else {"scale": (1.0, 1.0), "ratio": (1.0, 1.0)}
     model, preprocess_train, preprocess_val = open_clip.create_model_and_transforms(
-        name, aug_cfg=aug_cfg, weights_only=True, output_dict=True, **model_kwargs)
+        name, weights_only=True, output_dict=True, **model_kwargs)
+    if not augment:
+        # open_clip's training transform always crops at random: its aug_cfg `ratio` is ignored without timm,
+        # so a full-scale crop still tried ten random aspect ratios per image. Without augmentation, the
+        # images go through the evaluation transform (resize, centre crop), as open_clip's val set does.
+        preprocess_train = preprocess_val
     model_cfg = (json.loads((Path(weights) / "open_clip_config.json").read_text())["model_cfg"] if weights
                  else model_config(name))
     if not weights and hasattr(model, "text_decoder"):
