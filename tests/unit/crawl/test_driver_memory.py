@@ -69,6 +69,7 @@ def _peak(work: Callable[[], object]) -> Peak:
 
 
 def _peak_in_child(work: Callable[[], object], sink) -> None:
+    gc.freeze()  # the parent's objects are not the work's: a collection that walks them all would take seconds
     try:
         sink.send(_peak(work))
     except BaseException as e:  # the parent raises it
