@@ -17,6 +17,7 @@ from support.captioning import (
     NUM_HELD_OUT,
     TRAIN_SHARDS,
     coca_config,
+    fit_beside_loaders,
     save_local_gpt2,
     small_vocab_coca,
 )
@@ -43,8 +44,8 @@ def held_out_captions(digits_clip, caption_digits, tmp_path_factory):
                                   checkpoint_every=CLIPCAP_STEPS, data_workers=0, store=store)
     clipcap = fit(config, plan_training(config), "clipcap-quality")["checkpoint"]
     coca = coca_config(caption_digits, root / "coca", model=small_vocab_coca(root, texts), steps=ACCURACY_STEPS,
-                       batch_size=128, log_every=100, store=store)
-    coca = fit(coca, plan_training(coca), "coca-quality")["checkpoint"]
+                       batch_size=128, log_every=100, data_workers=2, store=store)
+    coca = fit_beside_loaders(coca, "coca-quality")["checkpoint"]
     build_caption_bank(digits_clip, train, str(root / "nearest"))
     captions = {}
     for name, checkpoint in (("clipcap", clipcap), ("coca", coca), ("nearest", str(root / "nearest"))):

@@ -11,7 +11,8 @@ STUDENT_STEPS = 150  # a third of the teacher's: alone, the student is still lea
 
 def test_a_student_distilled_from_a_trained_teacher_beats_the_same_student_trained_alone(digits_clip, caption_digits,
                                                                                          tmp_path):
-    """Same model, seed, data and steps; only the teacher term differs. Seed 1: 0.63 alone, 0.72 distilled."""
+    """Same model, seed, data and steps; only the teacher term differs. Seed 1: 0.628 alone, 0.698 distilled
+    (the teacher: 0.884)."""
     held_out = held_out_digits(4000, NUM_HELD_OUT)
     top1 = {}
     for name, teacher in (("alone", None), ("distilled", digits_clip)):
