@@ -7,7 +7,7 @@ from matplotlib.figure import Figure
 
 from clipline.pipelines.config import ReportConfig
 from clipline.pipelines.report import html
-from clipline.pipelines.report.store import StoreReader, named_count, named_rows
+from clipline.pipelines.report.store import StoreReader, first_rows, named_rows
 
 MAX_DOMAINS = 15  # bars in the success-rate chart, largest domains first
 
@@ -27,13 +27,12 @@ def _domain_chart(rows: list[dict]) -> str:
 
 def render(config: ReportConfig, store: StoreReader) -> str:
     summary = named_rows(store, "ingest_summary")
-    domains = named_rows(store, "success_by_domain", limit=html.MAX_TABLE_ROWS)  # one per domain: millions
+    domains, total = first_rows(store, "success_by_domain", html.MAX_TABLE_ROWS)  # one per domain: millions
     if not summary and not domains:
         return html.no_runs("`clipline ingest` writes per-shard and per-sample outcomes here.")
     errors = named_rows(store, "top_errors")
     parts = [html.heading("By dataset"), html.table(summary) if summary else html.note("No committed shards yet.")]
     if domains:
-        total = named_count(store, "success_by_domain") if len(domains) == html.MAX_TABLE_ROWS else len(domains)
         parts += [html.heading("By domain"), _domain_chart(domains), html.table(domains, total=total)]
     parts += [html.heading("Top errors"), html.table(errors) if errors else html.note("No failed samples.")]
     return "".join(parts)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from clipline.pipelines.store.query import StoreReader, named_query_sql
 
-__all__ = ["StoreReader", "named_count", "named_rows", "newest_runs_rows"]
+__all__ = ["StoreReader", "first_rows", "named_rows", "newest_runs_rows"]
 
 
 def _body(name: str) -> str:
@@ -21,17 +21,20 @@ def _dicts(store: StoreReader, sql: str) -> list[dict]:
     return [dict(zip(result.columns, row, strict=True)) for row in result.rows]
 
 
-def named_rows(store: StoreReader, name: str, limit: int | None = None) -> list[dict]:
-    """The rows of `sql/queries/<name>.sql`, each a dict of column -> value; the first `limit` only, when given
-    (in the query's order)."""
-    if limit is None:
-        return _dicts(store, named_query_sql(name))
-    return _dicts(store, f"SELECT * FROM ({_body(name)}) LIMIT {int(limit)}")
+def named_rows(store: StoreReader, name: str) -> list[dict]:
+    """The rows of `sql/queries/<name>.sql`, each a dict of column -> value."""
+    return _dicts(store, named_query_sql(name))
 
 
-def named_count(store: StoreReader, name: str) -> int:
-    """How many rows the named query returns, counted in DuckDB."""
-    return store.query(f"SELECT count(*) FROM ({_body(name)})").rows[0][0]
+def first_rows(store: StoreReader, name: str, limit: int) -> tuple[list[dict], int]:
+    """The named query's first `limit` rows (in its order) and how many rows it has in all, from one run of the
+    query: it is materialised once, then both counted and cut."""
+    result = store.query(f"""
+        WITH q AS MATERIALIZED ({_body(name)})
+        SELECT *, (SELECT count(*) FROM q) AS "__total" FROM q LIMIT {int(limit)}""")
+    columns = result.columns[:-1]
+    rows = [dict(zip(columns, row[:-1], strict=True)) for row in result.rows]
+    return rows, (result.rows[0][-1] if result.rows else 0)
 
 
 def newest_runs_rows(store: StoreReader, name: str, runs: int, newest_by: str) -> list[dict]:

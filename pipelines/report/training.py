@@ -14,12 +14,10 @@ from clipline.pipelines.report.store import StoreReader, newest_runs_rows
 CURVES = {"loss": "loss", "lr": "learning rate", "logit_scale": "logit scale"}  # metric name -> axis title
 
 
-def _runs(rows: list[dict], max_runs: int) -> dict[str, dict[str, tuple[list, list]]]:
-    """run_id -> metric name -> (steps, values), for the newest `max_runs` runs (rows come newest first)."""
+def _runs(rows: list[dict]) -> dict[str, dict[str, tuple[list, list]]]:
+    """run_id -> metric name -> (steps, values), in the rows' order (newest run first)."""
     runs: dict[str, dict[str, tuple[list, list]]] = {}
     for (run_id, name), group in groupby(rows, key=lambda r: (r["run_id"], r["name"])):
-        if run_id not in runs and len(runs) == max_runs:
-            break
         points = list(group)
         runs.setdefault(run_id, {})[name] = ([p["step"] for p in points], [p["value"] for p in points])
     return runs
@@ -46,6 +44,6 @@ def render(config: ReportConfig, store: StoreReader) -> str:
         return html.no_runs("`clipline train` writes loss, learning rate and logit scale here.")
     rows.sort(key=lambda r: (r["run_id"], r["name"], r["step"]))
     rows.sort(key=lambda r: r["run_last_time"], reverse=True)  # train_curves' order: newest run first
-    runs = _runs(rows, config.max_runs)
+    runs = _runs(rows)
     shown = html.note(f"The newest {len(runs)} runs (--max-runs).") if len(runs) == config.max_runs else ""
     return html.svg(_figure(runs), "training") + shown
