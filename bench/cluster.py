@@ -44,7 +44,7 @@ from cluster_meter import CpuMeter
 from cluster_report import Cluster, IngestRun, NodeCount, Resume, ResumeFailure, RunCpu, TrainRun
 from docs_section import update_section
 from train import ensure_shards
-from train_sampler import load1, wait_for_load
+from train_sampler import add_load_options, load1, wait_for_load
 
 from clipline.pipelines import storage
 from clipline.pipelines.store.query import run_query
@@ -88,10 +88,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--group-start-timeout-s", type=float, default=None,
                    help="RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S for the kill-to-resume run (default: Ray's, 60 s)")
     p.add_argument("--idle-s", type=float, default=10, help="seconds the idle cluster's CPU is measured")
-    p.add_argument("--max-load", type=float, default=1.0, help="wait for the 1-minute load to drop below this")
-    p.add_argument("--load-wait", type=float, default=300, help="seconds to wait for it at most, per run")
-    p.add_argument("--timeout", type=float, default=1800, help="seconds allowed per clipline command")
-    p.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
+    add_load_options(p, load_wait=300, timeout_of="clipline command")
     args = p.parse_args(argv)
     args.argv = argv
     if min(args.nodes) < 1 or len(set(args.nodes)) != len(args.nodes):

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from docs_section import update_section
-from train_sampler import TreeSampler, load1, wait_for_load
+from train_sampler import TreeSampler, add_load_options, load1, wait_for_load
 from train_variants import ACCUM_FREQ, VARIANT_TOOLS, VARIANTS, Setting, shard_pattern, with_options
 
 REPO = Path(__file__).resolve().parent.parent
@@ -100,10 +100,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="comma-separated subset of: " + ", ".join(VARIANTS) + " (base always: the report compares "
                    "with it); the others run " + " and ".join(VARIANT_TOOLS) + " only")
     p.add_argument("--repeat", type=int, default=2, help="runs per tool, interleaved; the fastest counts")
-    p.add_argument("--max-load", type=float, default=1.0, help="wait for the 1-minute load to drop below this")
-    p.add_argument("--load-wait", type=float, default=600, help="seconds to wait for it at most, per run")
-    p.add_argument("--timeout", type=float, default=1800, help="seconds allowed per run")
-    p.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
+    add_load_options(p, load_wait=600, timeout_of="run")
     args = p.parse_args(argv)
     args.argv = argv
     args.tools = [t.strip() for t in args.tools.split(",") if t.strip()]

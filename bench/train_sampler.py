@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import time
@@ -16,6 +17,15 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 def load1() -> float:
     return float(Path("/proc/loadavg").read_text().split()[0])
+
+
+def add_load_options(parser: argparse.ArgumentParser, load_wait: float, timeout_of: str) -> None:
+    """--max-load and --load-wait (see wait_for_load), --timeout of `timeout_of`, and --out, as every bench that
+    waits for a quiet machine takes them."""
+    parser.add_argument("--max-load", type=float, default=1.0, help="wait for the 1-minute load to drop below this")
+    parser.add_argument("--load-wait", type=float, default=load_wait, help="seconds to wait for it at most, per run")
+    parser.add_argument("--timeout", type=float, default=1800, help=f"seconds allowed per {timeout_of}")
+    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"), help="the page to update")
 
 
 def wait_for_load(max_load: float, max_wait: float, poll: float = 30.0) -> float:
