@@ -36,6 +36,10 @@ python="$venv/bin/python"
 bridge="${name}br"
 driver_ip="$subnet.1"
 bucket="clipline"
+# The cluster runs without Ray's token authentication, on a private bridge. Say so explicitly: a process that
+# started a local Ray (`ray.init()` of Ray 2.60 turns token mode on by default) exports RAY_AUTH_MODE=token to
+# its children, and then `ray start` here fails for want of a token in the node's own HOME.
+export RAY_AUTH_MODE=disabled
 
 log() { echo "local-cluster: $*" >&2; }
 die() { log "$*"; exit 1; }
@@ -187,6 +191,7 @@ export AWS_DEFAULT_REGION=us-east-1
 export CLIPLINE_HOME=s3://$bucket
 export CLUSTER_ALLOWED_NETWORKS=$network  # pass as --allowed-networks (the crawl may fetch from the bridge)
 export CLIPLINE_RAY_NODE_IP=$(host_of driver)  # the driver's node: every node's raylet runs on this one machine
+export RAY_AUTH_MODE=disabled  # the cluster's mode; a shell that started a local Ray may have token
 TXT
 }
 
