@@ -39,7 +39,7 @@ demo: install
 	$(BIN)/python -m clipline.flows.demo
 
 test: install browser
-	$(BIN)/pytest $(PYTEST_ARGS)
+	tests/suite.sh $(BIN)/pytest $(PYTEST_ARGS)
 
 # The report's test opens the page in headless Chromium: Debian's package, installed once (Playwright's
 # browsers would come from a CDN). Needs root, or sudo.

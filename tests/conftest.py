@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +23,21 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 
 from support.net import free_port  # noqa: E402 - after the environment above
+
+
+_SESSION_PID = os.getpid()
+
+
+def _interrupt(signum, frame):
+    if os.getpid() != _SESSION_PID:  # a forked child (a DataLoader worker): SIGTERM's usual end
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+# SIGTERM ends a session like Ctrl-C, through the session fixtures' teardown: tests/suite.sh stops its second
+# session so, and that session's cluster (network namespaces, Ray nodes) must not outlive it.
+signal.signal(signal.SIGTERM, _interrupt)
 
 
 @pytest.fixture(scope="session", autouse=True)

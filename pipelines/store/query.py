@@ -38,6 +38,7 @@ class QueryRefused(ClipLineError):
 class QueryResult:
     columns: list[str]
     rows: list[tuple]
+    truncated: bool = False  # the query had rows past `max_rows`, left unread
 
 
 def _table_view_sql(table: str, files: list[str]) -> str:
@@ -118,11 +119,12 @@ def _vanished(e: Exception) -> bool:
     return isinstance(e, FileNotFoundError) or (isinstance(e, duckdb.Error) and any(t in str(e) for t in _VANISHED))
 
 
-def run_query(results_uri: str, sql: str, limits: QueryLimits | None = None) -> QueryResult:
+def run_query(results_uri: str, sql: str, limits: QueryLimits | None = None,
+              max_rows: int | None = None) -> QueryResult:
     """Run one read-only SELECT against the store; stop it past `limits` (time or memory); reopen the store
-    if a compaction removed a file meanwhile."""
+    if a compaction removed a file meanwhile. With `max_rows`, only the first rows reach Python."""
     with StoreReader(results_uri, limits) as reader:
-        return reader.query(sql)
+        return reader.query(sql, max_rows)
 
 
 class StoreReader:
@@ -145,12 +147,12 @@ class StoreReader:
             self._con.close()
             self._con = None
 
-    def query(self, sql: str) -> QueryResult:
+    def query(self, sql: str, max_rows: int | None = None) -> QueryResult:
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 con = self._connection()
                 check_read_only(con, sql)
-                return _execute(con, sql, self.results_uri, self.limits)
+                return _execute(con, sql, self.results_uri, self.limits, max_rows)
             except _FilesChanged as e:
                 self.close()
                 if attempt == MAX_ATTEMPTS:
@@ -175,14 +177,23 @@ class StoreReader:
         return self._con
 
 
-def _execute(con: duckdb.DuckDBPyConnection, sql: str, results_uri: str, limits: QueryLimits) -> QueryResult:
-    """Run and fetch `sql`, interrupting it from a timer after `limits.timeout` seconds."""
+def _execute(con: duckdb.DuckDBPyConnection, sql: str, results_uri: str, limits: QueryLimits,
+             max_rows: int | None) -> QueryResult:
+    """Run and fetch `sql` (its first `max_rows` rows when given), interrupting it from a timer after
+    `limits.timeout` seconds.
+
+    Turning rows into Python objects is most of a large result's time (2 million rows: seconds), so rows past
+    `max_rows` are never fetched; one more is, to tell whether the result was cut.
+    """
     timer = threading.Timer(limits.timeout, con.interrupt)
     timer.start()
     try:
         cursor = con.execute(sql)
         columns = [d[0] for d in cursor.description]
-        return QueryResult(columns, cursor.fetchall())
+        if max_rows is None:
+            return QueryResult(columns, cursor.fetchall())
+        rows = cursor.fetchmany(max_rows + 1)
+        return QueryResult(columns, rows[:max_rows], truncated=len(rows) > max_rows)
     except duckdb.InterruptException as e:
         raise ClipLineError(f"query stopped after {limits.timeout:g} s", "narrow the query or raise --timeout") from e
     except duckdb.OutOfMemoryException as e:

@@ -1,10 +1,5 @@
 """`make serve` + `prefect deployment run 'pipeline/nightly'`, exactly as a user runs the pipeline.
 
-The file's name puts it right after test_cluster.py, before any test starts the session's local Ray
-instance: with that instance running on this host, the cluster run's ingest failed at every retry
-(ActorDiedError: the progress actor pinned to the driver's node "never ran - it was cancelled"); the cause
-is not found yet (see the issue note of #14).
-
 infra/serve.sh starts a Prefect server on loopback, creates the process work
 pool, deploys prefect.yaml and starts a worker; the pipeline then crawls real
 digits from a local HTTP server, trains, evaluates and compares the datasets,

@@ -58,13 +58,28 @@ def test_two_workers_with_batch_b_train_like_one_with_batch_2b(ray_cluster, shar
         assert torch.allclose(one[name], two[name], atol=5e-4), name
 
 
+def _parent(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])  # the field after the state; comm may hold spaces
+
+
+def _descends_from_this_process(pid: int) -> bool:
+    while pid > 1:
+        pid = _parent(pid)
+        if pid == os.getpid():
+            return True
+    return False
+
+
 def _train_workers() -> list[int]:
+    """The Ray Train workers of this test session's local Ray (whose raylet this process started): not those of
+    another Ray on the machine, such as the cluster tests' that tests/suite.sh runs beside."""
     pids = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 with open(f"/proc/{entry}/cmdline", "rb") as f:
-                    if b"RayTrainWorker" in f.read():
+                    if b"RayTrainWorker" in f.read() and _descends_from_this_process(int(entry)):
                         pids.append(int(entry))
             except OSError:
                 continue

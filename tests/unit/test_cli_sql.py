@@ -52,6 +52,29 @@ def test_sql_csv_and_table_formats(results):
     assert table.stdout.splitlines()[0].strip() == "top" and "(1 row)" in table.stdout
 
 
+def test_a_table_shows_its_first_thousand_rows_and_says_more_exist(tmp_path):
+    uri = str(tmp_path / "results")
+    with ResultsWriter(StoreConfig(results_uri=uri)) as writer:
+        writer.append("train_metrics", [{"run_id": "r", "step": s, "name": "loss", "value": 0.5, "time": now()}
+                                        for s in range(1234)])
+    sql = "SELECT step FROM train_metrics ORDER BY step"
+    table = clipline("sql", "--results-uri", uri, sql)
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert [int(v) for v in lines[2:1002]] == list(range(1000)) and "(1000 rows)" in lines
+    assert "more than 1,000 rows" in lines[-1] and "--max-rows 0" in lines[-1]
+    whole = clipline("sql", "--results-uri", uri, "--max-rows", "0", sql).stdout.splitlines()
+    assert "(1234 rows)" in whole and not any("more than" in line for line in whole)
+    exact = clipline("sql", "--results-uri", uri, "--max-rows", "1234", sql).stdout.splitlines()
+    assert "(1234 rows)" in exact and not any("more than" in line for line in exact)  # not cut: no note
+    csv_out = clipline("sql", "--results-uri", uri, "--format", "csv", sql)
+    assert csv_out.stdout.splitlines() == ["step", *map(str, range(1234))] and "more than" not in csv_out.stderr
+    cut = clipline("sql", "--results-uri", uri, "--format", "csv", "--max-rows", "10", sql)
+    assert cut.stdout.splitlines() == ["step", *map(str, range(10))] and "more than 10 rows" in cut.stderr
+    negative = clipline("sql", "--results-uri", uri, "--max-rows", "-1", sql)
+    assert negative.returncode != 0 and "--max-rows -1 is negative" in negative.stderr
+
+
 def test_named_query_runs_by_name(results):
     out = clipline("sql", "--results-uri", results, "--query", "runs")
     assert out.returncode == 0, out.stderr
