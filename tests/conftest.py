@@ -24,7 +24,6 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 from support.net import free_port  # noqa: E402 - after the environment above
 
-
 _SESSION_PID = os.getpid()
 
 
