@@ -49,8 +49,10 @@ browser:
 lint: install
 	$(BIN)/ruff check flows tasks pipelines tests bench
 
+# The default mix of photo sizes (100-1500 px), then small photos (150-600 px: the small-image row).
 bench-ingest: install
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/ingest.py --sides 150 600
 
 bench-train: install
 	$(BIN)/python bench/train.py

@@ -62,6 +62,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--tools", default=",".join(TOOLS), help="comma-separated subset of: "
                    + ", ".join(TOOLS))
     p.add_argument("--num-images", type=int, default=400, help="distinct JPEG files")
+    p.add_argument("--sides", type=int, nargs=2, default=list(ingest_data.SIDES["mixed"]), metavar=("MIN", "MAX"),
+                   help="longest side of the photos, px, uniform over MIN..MAX (default: the mixed range %(default)s; "
+                        f"the small-image row: {' '.join(map(str, ingest_data.SIDES['small']))})")
     p.add_argument("--repeat", type=int, default=1,
                    help="runs per list size; the fastest counts (less noise, more time)")
     p.add_argument("--timeout", type=float, default=1800, help="seconds allowed per run")
@@ -75,6 +78,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     if unknown := set(args.tools) - set(TOOLS):
         p.error(f"unknown tool(s): {', '.join(sorted(unknown))}")
+    if not 16 <= args.sides[0] <= args.sides[1]:
+        p.error("--sides needs 16 <= MIN <= MAX")
+    args.sides = tuple(args.sides)
     if args.repeat < 1:
         p.error("--repeat must be at least 1")
     if not 0 < args.small < args.num_urls:
@@ -210,8 +216,14 @@ def measure_tool(tool: str, lists: dict[str, Path], args, server_pid: int) -> in
                                      dict(args.tool_env[tool]))
 
 
+def image_dir(args: argparse.Namespace) -> Path:
+    """The photos of this size mix (each mix its own folder, so switching mixes rewrites nothing)."""
+    mixed = args.sides == ingest_data.SIDES["mixed"]
+    return REPO / WORK / ("images" if mixed else "images-{}-{}".format(*args.sides))
+
+
 def write_lists(base_url: str, images: list[dict], args) -> dict[str, Path]:
-    ingest_data.write_row_files(REPO / WORK / "images", images, args.num_urls)
+    ingest_data.write_row_files(image_dir(args), images, args.num_urls)
     sizes = {"warmup": min(200, args.small), "small": args.small, "large": args.num_urls}
     lists = {}
     for label, n in sizes.items():
@@ -235,17 +247,17 @@ def run_bench(args: argparse.Namespace) -> None:
         ensure_img2dataset()
     if "clipline" in args.tools:
         ensure_clipline()
-    images = ingest_data.build_images(REPO / WORK / "images", args.num_images)
-    with ingest_server.serve(REPO / WORK / "images", REPO / WORK / "nginx") as server:
+    images = ingest_data.build_images(image_dir(args), args.num_images, sides=args.sides)
+    with ingest_server.serve(image_dir(args), REPO / WORK / "nginx") as server:
         lists = write_lists(server.base_url, images, args)
         rows = [measure_tool(tool, lists, args, server.process.pid) for tool in args.tools]
     setup = {"num_urls": args.num_urls, "small": args.small, "num_files": len(images),
              "server": server.kind, "processes": args.processes, "threads": args.threads,
-             "repeat": args.repeat}
+             "repeat": args.repeat, "sides": args.sides}
     command = shlex.join(["python", "bench/ingest.py", *args.argv])
     section = ingest_report.render_section(rows, command, setup)
     out = args.out if args.out.is_absolute() else REPO / args.out
-    update_section(out, ingest_report.HEADING, section)
+    update_section(out, ingest_report.heading(args.sides), section)
     log.info("wrote %s:\n%s", out, section)
 
 

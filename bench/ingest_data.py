@@ -2,7 +2,7 @@
 
 The photos come from scikit-image's bundled data (astronaut, coffee, chelsea, ...).
 Each one is a random crop of one of them, resized so that its longest side is
-spread uniformly over 100..1500 px, and saved as JPEG (quality 90). The URL list
+spread uniformly over 100..1500 px (or another range: --sides), and saved as JPEG (quality 90). The URL list
 cycles over those photos, but each row gets its own file whose bytes differ (a
 JPEG comment segment holding the row number; same pixels): every row is a separate
 fetch of a distinct JPEG, as in a real crawl, so no tool saves work on repeated
@@ -34,6 +34,9 @@ SOURCE_NAMES = (
     "gravel", "cell",
 )
 MIN_SIDE, MAX_SIDE = 100, 1500
+# Longest-side ranges of the benchmark's size mixes, px: the default, and small web images (thumbnails, product
+# shots), where decoding at a JPEG scale saves least and the per-image costs around the pixels weigh most.
+SIDES: dict[str, tuple[int, int]] = {"mixed": (MIN_SIDE, MAX_SIDE), "small": (150, 600)}
 JPEG_QUALITY = 90
 MANIFEST = "manifest.json"
 ROWS = "rows"  # one file per URL row, under image_dir
@@ -72,9 +75,13 @@ def make_image(rng: np.random.Generator, photo: np.ndarray, longest: int) -> Ima
     return crop.resize(size, Image.Resampling.LANCZOS)
 
 
-def build_images(image_dir: Path, num_images: int = 400, seed: int = 0) -> list[dict]:
-    """Write `num_images` JPEGs into image_dir (cached by a manifest); return the manifest."""
+def build_images(image_dir: Path, num_images: int = 400, seed: int = 0,
+                 sides: tuple[int, int] = (MIN_SIDE, MAX_SIDE)) -> list[dict]:
+    """Write `num_images` JPEGs, longest side uniform over `sides`, into image_dir (cached by a manifest);
+    return the manifest."""
     params = {"version": FORMAT_VERSION, "num_images": num_images, "seed": seed}
+    if sides != (MIN_SIDE, MAX_SIDE):
+        params["sides"] = list(sides)  # the default mix keeps the manifest written before this option
     manifest_path = image_dir / MANIFEST
     if manifest_path.exists():
         cached = json.loads(manifest_path.read_text())
@@ -86,9 +93,9 @@ def build_images(image_dir: Path, num_images: int = 400, seed: int = 0) -> list[
     sources = load_sources()
     names = sorted(sources)
     rng = np.random.default_rng(seed)
-    sides = rng.integers(MIN_SIDE, MAX_SIDE + 1, size=num_images)
+    longest_sides = rng.integers(sides[0], sides[1] + 1, size=num_images)
     images = []
-    for i, longest in enumerate(sides):
+    for i, longest in enumerate(longest_sides):
         name = names[i % len(names)]
         img = make_image(rng, sources[name], int(longest))
         file = f"{i:05d}.jpg"

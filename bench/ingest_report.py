@@ -6,10 +6,18 @@ import datetime as dt
 import os
 from dataclasses import dataclass, field
 
+import ingest_data
 from docs_section import machine_info
 from ingest_measure import MAIN_THREAD, RunResult
 
 HEADING = "## Image ingest (make bench-ingest)"
+
+
+def heading(sides: tuple[int, int]) -> str:
+    """The section of a size mix: the default mix's keeps the old heading."""
+    if sides == ingest_data.SIDES["mixed"]:
+        return HEADING
+    return f"## Image ingest, photos of {sides[0]}-{sides[1]} px (make bench-ingest)"
 TOP_PROCESSES = 8  # rows of the memory and CPU breakdowns; the rest are summed into one row
 
 
@@ -54,7 +62,7 @@ def ratio_line(rows: list[ToolSummary]) -> str:
 def describe(setup: dict, rows: list[ToolSummary]) -> list[str]:
     data = (f"{setup['num_urls']} URLs, each its own JPEG file: one of {setup['num_files']} "
             "real photos (random crops of scikit-image's sample photos, longest side "
-            "100-1500 px, quality 90) with the row number in a JPEG comment, so no two "
+            f"{setup['sides'][0]}-{setup['sides'][1]} px, quality 90) with the row number in a JPEG comment, so no two "
             f"files share bytes; served by {setup['server']} (1 worker process) on 127.0.0.1")
     settings = (f"{setup['processes']} processes x {setup['threads']} threads, image size "
                 "256, center_crop, jpg, 1000 samples per shard; clipline's per-host limit raised to "
@@ -204,7 +212,7 @@ def limits(rows: list[ToolSummary]) -> list[str]:
 
 def render_section(rows: list[ToolSummary], command: str, setup: dict) -> str:
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [HEADING, "", f"- Date: {now}", f"- Machine: {machine_info()}",
+    lines = [heading(setup["sides"]), "", f"- Date: {now}", f"- Machine: {machine_info()}",
              f"- Command: `{command}`", *describe(setup, rows), "",
              *table(rows, setup["num_urls"]), "", ratio_line(rows), ""]
     ncpu = len(os.sched_getaffinity(0))
