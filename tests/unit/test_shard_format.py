@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import random
 import tarfile
 
 import pytest
@@ -48,6 +49,39 @@ def test_keys_sort_in_input_order_and_survive_webdataset_splitting(tmp_path):
         for key in keys:
             sink.add(key, {"jpg": b"i", "txt": b"c", frame_ext(2, "jpg"): b"f"})
     assert [s["__key__"] for s in _webdataset_samples(str(tmp_path / "k.tar"))] == keys
+
+
+def _tarfile_bytes(path, samples: list[tuple[str, dict[str, bytes]]]) -> bytes:
+    """The tar Python's tarfile writes for these samples, with the writer's settings (USTAR, mode 0o444, mtime 0)."""
+    with tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as tar:
+        for key, members in samples:
+            for ext, data in members.items():
+                info = tarfile.TarInfo(f"{key}.{ext}")
+                info.size, info.mode, info.mtime = len(data), 0o444, 0
+                tar.addfile(info, io.BytesIO(data))
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("count", [0, 1, 7, 200])
+def test_the_tar_writer_writes_the_bytes_tarfile_writes(tmp_path, count):
+    rng = random.Random(count)
+    keys = ["000010042", "k" * 91, "ké€", "x"]  # "k" * 91 + ".f000.jpg": a name of exactly USTAR's 100 bytes
+    sizes = [0, 1, 511, 512, 513, 3000, 20_000]  # either side of the 512-byte block
+    samples = [(rng.choice(keys), {ext: rng.randbytes(rng.choice(sizes))
+                                   for ext in rng.sample(["jpg", "txt", "json", "f000.jpg"], rng.randint(1, 4))})
+               for _ in range(count)]
+    with tar_sink(str(tmp_path / "ours.tar")) as sink:
+        for key, members in samples:
+            sink.add(key, members)
+    ours = (tmp_path / "ours.tar").read_bytes()
+    assert ours == _tarfile_bytes(tmp_path / "theirs.tar", samples)
+    assert sink.bytes_written == sum(len(data) for _, members in samples for data in members.values())
+
+
+def test_a_member_name_over_ustars_100_bytes_is_refused_as_tarfile_refuses_it(tmp_path):
+    with pytest.raises(ValueError, match="too long"), tar_sink(str(tmp_path / "long.tar")) as sink:
+        sink.add("k" * 97, {"jpg": b"x"})
+    assert not list(tmp_path.iterdir())  # nothing published, no staging file left
 
 
 @pytest.mark.parametrize("key", ["a.b", "", "dir/key"])
