@@ -4,6 +4,11 @@ Trained on the layout's own training split when it has one, else on a seeded,
 stratified split of the evaluated samples (`test_fraction` of each class held
 out). sklearn's L-BFGS LogisticRegression with L2 strength 1/C; C=10 suits
 unit-length features, whose logits need larger weights than raw CLIP features.
+
+L-BFGS stops once no entry of the loss's gradient exceeds its tolerance. sklearn's default, 1e-4, is absolute:
+on unit-length features each entry starts near |x_j| / C for C classes, about 4e-5 at 512 dimensions and 1,000
+classes, so such a probe stopped before its first step and scored chance. The tolerance here is relative: the
+fit runs until the gradient has shrunk `rel_tol`-fold from where it starts (capped at sklearn's 1e-4).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ class ProbeSettings:
     max_iter: int = 1000
     test_fraction: float = 0.3
     seed: int = 0
+    rel_tol: float = 1e-3  # stop once the largest gradient entry is below this share of where it started
 
 
 @dataclass(frozen=True)
@@ -78,12 +84,25 @@ def _split(context: PairContext, settings: ProbeSettings) -> _Split:
                   images.indices[test_rows])
 
 
+def starting_gradient(x: np.ndarray, y: np.ndarray) -> float:
+    """The largest entry of the mean multinomial log-loss's gradient at zero weights and intercepts, where every
+    class has probability 1/K: for class k, mean(x) / K - (n_k / n) mean of class k's x (intercept: 1/K - n_k/n)."""
+    classes, index = np.unique(y, return_inverse=True)
+    order = np.argsort(index, kind="stable")
+    counts = np.bincount(index)
+    sums = np.add.reduceat(x[order], np.concatenate([[0], np.cumsum(counts)[:-1]]), axis=0, dtype=np.float64)
+    weights = x.mean(axis=0, dtype=np.float64) / len(classes) - sums / len(y)
+    intercepts = 1 / len(classes) - counts / len(y)
+    return float(max(np.abs(weights).max(initial=0.0), np.abs(intercepts).max(initial=0.0)))
+
+
 def evaluate_probe(context: PairContext, settings: ProbeSettings) -> list[TaskOutput]:
     dataset = context.dataset
     split = _split(context, settings)
     from sklearn.linear_model import LogisticRegression  # seconds to import: only for probes
 
-    model = LogisticRegression(C=settings.c, max_iter=settings.max_iter, random_state=settings.seed)
+    tol = min(1e-4, settings.rel_tol * starting_gradient(split.train_x, split.train_y)) or 1e-4
+    model = LogisticRegression(C=settings.c, max_iter=settings.max_iter, tol=tol, random_state=settings.seed)
     model.fit(split.train_x, split.train_y)
     names = _class_names(dataset)
     scores = np.zeros((len(split.test_y), len(names)))

@@ -46,7 +46,8 @@ class EvalPlan:
 
 
 def probe_settings(config: EvalConfig) -> ProbeSettings:
-    return ProbeSettings(config.probe_c, config.probe_max_iter, config.probe_test_fraction, config.seed)
+    return ProbeSettings(c=config.probe_c, max_iter=config.probe_max_iter, test_fraction=config.probe_test_fraction,
+                         seed=config.seed)
 
 
 @dataclass(frozen=True)
