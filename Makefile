@@ -7,7 +7,7 @@ DEPS_STAMP := $(VENV)/.deps-$(shell sha256sum pyproject.toml | cut -c1-16)
 PYTEST_ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install browser demo test lint bench-ingest bench-train bench-caption bench-train-video bench-ingest-videos bench-distance bench-eval bench-curate bench-scale-store bench-scale-plan bench-cluster serve schedule-on schedule-off cluster-up cluster-down clean
+.PHONY: install browser demo test lint bench-ingest bench-train bench-caption bench-train-video bench-ingest-videos bench-distance bench-eval bench-curate bench-scale-store bench-scale bench-scale-ingest bench-scale-plan bench-scale-distance bench-cluster serve schedule-on schedule-off cluster-up cluster-down clean
 
 # Reference tools kept apart from the project's dependencies, each in its own folder under $(VENV)/opt and
 # put on PYTHONPATH only where used. They are targets of their own, so an environment built before one was
@@ -72,11 +72,22 @@ bench-distance: install
 bench-eval: install
 	$(BIN)/python bench/eval.py
 
+# #15's growth measurements: ingest at 20k and 200k URLs, the store at 10M rows, shard planning, distances/eval.
+bench-scale: bench-scale-ingest bench-scale-store bench-scale-plan bench-scale-distance
+
+# Ingest at 20,000 and 200,000 URLs of small photos (writes 200,000 files under .bench/ingest, ~4 GB), with the
+# idle Ray + Prefect baseline, and img2dataset at 20,000.
+bench-scale-ingest: install
+	$(BIN)/python bench/scale_ingest.py
+
 bench-scale-store: install
 	$(BIN)/python bench/scale_store.py
 
 bench-scale-plan: install
 	$(BIN)/python bench/scale_plan.py
+
+bench-scale-distance: install
+	$(BIN)/python bench/scale_distance.py
 
 # The same ingest and training on 1, 2 and 3 worker nodes of infra/local-cluster.sh (as root), and a node kill.
 bench-cluster: install

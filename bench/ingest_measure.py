@@ -50,6 +50,7 @@ class RunResult:
     peak_pss_at_s: float  # when, since the start
     peak_rss_mb: float  # peak of the RSS summed over the process tree (shared pages counted per process)
     pss_by_name: dict[str, tuple[float, int]]  # at the PSS peak: process name -> (PSS MB, processes)
+    peak_pss_of_name: dict[str, float]  # process name -> its own peak (PSS MB summed over its processes)
     cpu_s: float  # user + system over the whole process tree
     cpu_by_name: dict[str, float]  # process name -> CPU s
     cpu_by_thread: dict[tuple[str, str], float]  # (process name, thread name) -> CPU s
@@ -216,6 +217,7 @@ class TreeSampler(threading.Thread):
         self.peak_pss = self.peak_rss = 0
         self.pss_readable = True
         self.pss_by_name: dict[str, tuple[int, int]] = {}  # at the PSS peak: name -> (bytes, processes)
+        self.peak_pss_of_name: dict[str, int] = defaultdict(int)  # name -> its own peak, bytes
         self.cpu: dict[int, float] = {}  # pid -> last CPU s seen
         self.names: dict[int, str] = {}  # pid -> name (a Ray worker keeps its last non-idle one)
         self.threads: dict[int, dict[int, _Thread]] = {}  # pid -> tid -> last sample
@@ -262,6 +264,8 @@ class TreeSampler(threading.Thread):
             by_name[name][0] += rollup[0]
             by_name[name][1] += 1
         self.peak_rss = max(self.peak_rss, rss_total)
+        for name, (pss, _) in by_name.items():
+            self.peak_pss_of_name[name] = max(self.peak_pss_of_name[name], pss)
         if pss_total > self.peak_pss:
             self.peak_pss, self.peak_pss_at = pss_total, time.monotonic() - self.started
             self.pss_by_name = {name: (b, n) for name, (b, n) in by_name.items()}
@@ -391,6 +395,7 @@ def run_measured(cmd: list[str], out_dir: Path, log_path: Path, cwd: Path, env: 
         wall_s=wall, peak_pss_mb=sampler.peak_pss / mb, peak_pss_at_s=sampler.peak_pss_at,
         peak_rss_mb=sampler.peak_rss / mb,
         pss_by_name={name: (b / mb, n) for name, (b, n) in sampler.pss_by_name.items()},
+        peak_pss_of_name={name: b / mb for name, b in sampler.peak_pss_of_name.items()},
         cpu_s=cpu, cpu_by_name=sampler.cpu_by_name(), cpu_by_thread=sampler.cpu_by_thread(),
         busy_threads=sampler.busy_threads(), runnable_s=sampler.runnable_s(),
         server_cpu_s=server_cpu, background_cpu_s=background, sampler_cpu_s=sampler.own_cpu_s,
