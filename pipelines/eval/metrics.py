@@ -52,13 +52,32 @@ def retrieval_metrics(image_features: np.ndarray, text_features: np.ndarray, tex
     images that score highest with the text. text_retrieval_recall@k: the share
     of images with at least one of their captions among the k texts that score
     highest with the image. `texts_image_index[t]` is text t's image.
+
+    The (texts, images) score matrix is computed TOPK_ROWS texts (then images) at a time, never whole: memory
+    grows with texts + images, not with their product (100,000 pairs would need 40 GB per matrix).
     """
-    # torch's matmul, as clip_benchmark: bit-equal scores keep ties between identical captions identical.
-    scores = (torch.from_numpy(text_features) @ torch.from_numpy(image_features).T).numpy()  # (texts, images)
+    texts, images = torch.from_numpy(text_features), torch.from_numpy(image_features)
+    found_image = {k: np.zeros(len(texts), bool) for k in recall_k}
+    found_text = {k: np.zeros(len(images), bool) for k in recall_k}
+    for rows in _row_blocks(len(texts)):  # text -> image: a block of texts' scores with every image
+        scores = texts[rows] @ images.T  # torch's matmul, as clip_benchmark: ties between identical captions stay
+        for k in recall_k:
+            found_image[k][rows] = (_topk(scores, k) == texts_image_index[rows, None]).any(axis=1)
+    for cols in _row_blocks(len(images)):  # image -> text: the same (texts, images) orientation, a block of images
+        scores, own = (texts @ images[cols].T).T, np.arange(len(images))[cols, None]
+        for k in recall_k:
+            found_text[k][cols] = (texts_image_index[_topk(scores, k)] == own).any(axis=1)
     metrics = {}
     for k in recall_k:
-        found_image = (top_k(scores, k) == texts_image_index[:, None]).any(axis=1)
-        found_text = (texts_image_index[top_k(scores.T, k)] == np.arange(len(image_features))[:, None]).any(axis=1)
-        metrics[f"image_retrieval_recall@{k}"] = float(found_image.mean())
-        metrics[f"text_retrieval_recall@{k}"] = float(found_text.mean())
+        metrics[f"image_retrieval_recall@{k}"] = float(found_image[k].mean())
+        metrics[f"text_retrieval_recall@{k}"] = float(found_text[k].mean())
     return metrics
+
+
+def _row_blocks(n: int) -> list[slice]:
+    return [slice(i, min(i + TOPK_ROWS, n)) for i in range(0, n, TOPK_ROWS)]
+
+
+def _topk(scores: torch.Tensor, k: int) -> np.ndarray:
+    """torch.topk's indices of each row's min(k, columns) best, best first (as top_k, on a block in memory)."""
+    return torch.topk(scores.contiguous(), min(k, scores.shape[1]), dim=1).indices.numpy()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from clipline.pipelines.eval.context import PairContext
-from clipline.pipelines.eval.metrics import retrieval_metrics, top_k
+from clipline.pipelines.eval.metrics import TOPK_ROWS, retrieval_metrics, top_k
 from clipline.pipelines.eval.prompts import TOP_K
 from clipline.pipelines.eval.results import EvalResult, Predictions, TaskOutput
 
@@ -15,10 +15,14 @@ def _image_to_text(context: PairContext) -> Predictions:
     images, dataset = context.images, context.dataset
     text_features, owners = context.caption_features
     texts = np.asarray([t for i in images.indices for t in dataset.captions[i]], dtype=object)
-    scores = images.features @ text_features.T
-    top = top_k(scores, TOP_K)
+    tops, best = [], []
+    for start in range(0, len(images.features), TOPK_ROWS):  # a block of images' scores at a time: never (n, n)
+        scores = images.features[start:start + TOPK_ROWS] @ text_features.T
+        tops.append(top_k(scores, TOP_K))
+        best.append(np.take_along_axis(scores, tops[-1], axis=1))
+    top = np.concatenate(tops) if tops else np.zeros((0, min(TOP_K, len(texts))), np.int64)
     return Predictions([dataset.keys[i] for i in images.indices], [dataset.captions[i][0] for i in images.indices],
-                       texts[top].tolist(), np.take_along_axis(scores, top, axis=1),
+                       texts[top].tolist(), np.concatenate(best) if best else np.zeros(top.shape, np.float32),
                        owners[top[:, 0]] == np.arange(len(top)))
 
 
