@@ -320,7 +320,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--dim", type=int, default=512, help="embedding width (ViT-B/32's is 512)")
     p.add_argument("--classes", type=int, default=1000, help="zero-shot and probe classes (ImageNet has 1,000); "
                    "the probe needs n >= classes / 0.3 for a stratified 70/30 split")
-    p.add_argument("--probe-timeout", type=int, default=180, help="seconds one probe may take before it is "
+    p.add_argument("--probe-timeout", type=int, default=600, help="seconds one probe may take before it is "
                    "stopped (and reported as such)")
     p.add_argument("--seed", type=int, default=0, help="seed of the inputs, the sliced directions and the probe")
     p.add_argument("--timeout", type=int, default=900, help="seconds one step may take before it is stopped")
