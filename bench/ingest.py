@@ -33,6 +33,7 @@ from docs_section import update_section
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import ingest_data
+import ingest_floor
 import ingest_measure
 import ingest_report
 import ingest_server
@@ -251,7 +252,9 @@ def run_bench(args: argparse.Namespace) -> None:
     with ingest_server.serve(image_dir(args), REPO / WORK / "nginx") as server:
         lists = write_lists(server.base_url, images, args)
         rows = [measure_tool(tool, lists, args, server.process.pid) for tool in args.tools]
-    setup = {"num_urls": args.num_urls, "small": args.small, "num_files": len(images),
+    floor = ingest_floor.floor_ms(image_dir(args))
+    log.info("CPU floor: %.2f ms per image on one thread", floor)
+    setup = {"floor_ms": floor, "num_urls": args.num_urls, "small": args.small, "num_files": len(images),
              "server": server.kind, "processes": args.processes, "threads": args.threads,
              "repeat": args.repeat, "sides": args.sides}
     command = shlex.join(["python", "bench/ingest.py", *args.argv])

@@ -210,12 +210,24 @@ def limits(rows: list[ToolSummary]) -> list[str]:
     return out
 
 
+def floor_line(rows: list[ToolSummary], floor_ms: float, ncpu: int) -> str:
+    """Each tool's images/s as a share of the CPU floor: the image work alone on every CPU (bench/ingest_floor.py)."""
+    rate = 1000 * ncpu / floor_ms
+    shares = ", ".join(f"{r.tool} {100 * r.images_per_s / rate:.0f}%" for r in rows)
+    return (f"CPU floor: clipline's `process_image` alone (draft decode, resize with the crop folded in, JPEG encode "
+            f"at quality 95) in a tight loop over the photos' bytes, one thread, took {floor_ms:.2f} ms per image "
+            f"(`python bench/ingest_floor.py`), so {ncpu} CPUs doing nothing else would make {rate:.0f} images/s. "
+            f"Share of that floor: **{shares}**.")
+
+
 def render_section(rows: list[ToolSummary], command: str, setup: dict) -> str:
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [heading(setup["sides"]), "", f"- Date: {now}", f"- Machine: {machine_info()}",
              f"- Command: `{command}`", *describe(setup, rows), "",
              *table(rows, setup["num_urls"]), "", ratio_line(rows), ""]
     ncpu = len(os.sched_getaffinity(0))
+    if setup.get("floor_ms"):
+        lines += [floor_line(rows, setup["floor_ms"], ncpu), ""]
     load = ", ".join(f"{r.tool} {r.large.loadavg_before:.1f}" for r in rows)
     background = ", ".join(f"{r.tool} {r.large.background_cpu_s:.0f} CPU-s "
                            f"({100 * r.large.background_cpu_s / (r.large.wall_s * ncpu):.0f}% of the machine)"
