@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-MANIFEST = "manifest.json"
+from ingest_data import MANIFEST
 
 
 def floor_ms(image_dir: Path, passes: int = 5) -> float:

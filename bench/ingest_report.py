@@ -18,6 +18,8 @@ def heading(sides: tuple[int, int]) -> str:
     if sides == ingest_data.SIDES["mixed"]:
         return HEADING
     return f"## Image ingest, photos of {sides[0]}-{sides[1]} px (make bench-ingest)"
+
+
 TOP_PROCESSES = 8  # rows of the memory and CPU breakdowns; the rest are summed into one row
 
 

@@ -80,10 +80,10 @@ def distance_inputs(n: int, args: argparse.Namespace) -> tuple[np.ndarray, np.nd
     return x, y
 
 
-def eval_inputs(n: int, args: argparse.Namespace, classes: int | None = None):
-    """A PairContext over n images of `classes` (default --classes) balanced classes, one caption each, CLIP's 7
+def eval_inputs(n: int, args: argparse.Namespace):
+    """A PairContext over n images of --classes balanced classes, one caption each, CLIP's 7
     templates."""
-    classes = classes or args.classes
+    classes = args.classes
     rng = np.random.default_rng([args.seed, n])
     centres = unit_vectors(rng, classes, args.dim)
     labels = rng.permutation(np.arange(n) % classes)

@@ -139,8 +139,9 @@ def run_all(args: argparse.Namespace) -> tuple[RunResult, list[Run], dict[int, t
         for n in args.sizes:
             runs.append(Run("clipline", n, ingest.run_one("clipline", f"scale-{n}", lists[n], args, pid)[0]))
             sizes[n] = store_sizes(n)
-        for n in args.img2dataset_sizes:
+        if args.img2dataset_sizes:
             ingest.run_one("img2dataset", "scale-warmup", lists[200], args, pid)
+        for n in args.img2dataset_sizes:
             runs.append(Run("img2dataset", n, ingest.run_one("img2dataset", f"scale-{n}", lists[n], args, pid)[0]))
     for n in args.sizes:
         plans[n] = time_plan(lists[n])

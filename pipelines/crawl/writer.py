@@ -31,7 +31,7 @@ from clipline.pipelines.shard_format import SIZES_FILE, ShardFiles, member_name,
 # USTAR as tarfile writes it (format=USTAR_FORMAT, mode 0o444, mtime 0, owner 0/0): a 512-byte header per member,
 # the data padded with NULs to 512, and at the end two NUL blocks, the file padded to a 10,240-byte record.
 _BLOCK, _RECORD = tarfile.BLOCKSIZE, tarfile.RECORDSIZE
-_SIZE, _CHKSUM = slice(124, 136), slice(148, 155)  # fields of the header; the name is its first 100 bytes
+_SIZE, _CHKSUM = slice(124, 136), slice(148, 156)  # fields of the header; the name is its first 100 bytes
 _MAX_SIZE = 8**11  # the 11 octal digits of USTAR's size field
 
 
@@ -41,7 +41,7 @@ def _header_template() -> tuple[bytes, int]:
     info.mode, info.mtime = 0o444, 0
     header = bytearray(info.tobuf(tarfile.USTAR_FORMAT, tarfile.ENCODING, "surrogateescape"))
     header[_SIZE] = bytes(12)  # size 0 is written as digits; zero it so a member's size can be added to the sum
-    header[148:156] = b" " * 8
+    header[_CHKSUM] = b" " * 8
     return bytes(header), sum(header)
 
 
@@ -60,7 +60,7 @@ def _header(name: str, size: int) -> bytes:
     header = bytearray(_TEMPLATE)
     header[: len(encoded)] = encoded
     header[_SIZE] = size_field
-    header[_CHKSUM] = b"%06o\0" % (_TEMPLATE_SUM + sum(encoded) + sum(size_field))
+    header[_CHKSUM] = b"%06o\0 " % (_TEMPLATE_SUM + sum(encoded) + sum(size_field))  # 6 digits, NUL, space
     return bytes(header)
 
 

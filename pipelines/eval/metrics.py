@@ -18,7 +18,7 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     """(n, k) column indices of each row's k largest scores, best first (torch.topk's choice on ties)."""
     k = min(k, scores.shape[1])
     tensor = torch.from_numpy(np.ascontiguousarray(scores))
-    chunks = [torch.topk(tensor[i:i + TOPK_ROWS], k, dim=1).indices for i in range(0, len(tensor), TOPK_ROWS)]
+    chunks = [torch.topk(tensor[rows], k, dim=1).indices for rows in row_blocks(len(tensor))]
     return torch.cat(chunks).numpy() if chunks else np.zeros((0, k), np.int64)
 
 
@@ -59,14 +59,14 @@ def retrieval_metrics(image_features: np.ndarray, text_features: np.ndarray, tex
     texts, images = torch.from_numpy(text_features), torch.from_numpy(image_features)
     found_image = {k: np.zeros(len(texts), bool) for k in recall_k}
     found_text = {k: np.zeros(len(images), bool) for k in recall_k}
-    for rows in _row_blocks(len(texts)):  # text -> image: a block of texts' scores with every image
+    for rows in row_blocks(len(texts)):  # text -> image: a block of texts' scores with every image
         scores = texts[rows] @ images.T  # torch's matmul, as clip_benchmark: ties between identical captions stay
         for k in recall_k:
-            found_image[k][rows] = (_topk(scores, k) == texts_image_index[rows, None]).any(axis=1)
-    for cols in _row_blocks(len(images)):  # image -> text: the same (texts, images) orientation, a block of images
-        scores, own = (texts @ images[cols].T).T, np.arange(len(images))[cols, None]
+            found_image[k][rows] = (top_k(scores.numpy(), k) == texts_image_index[rows, None]).any(axis=1)
+    for cols in row_blocks(len(images)):  # image -> text: the same (texts, images) orientation, a block of images
+        scores, own = (texts @ images[cols].T).T.numpy(), np.arange(len(images))[cols, None]
         for k in recall_k:
-            found_text[k][cols] = (texts_image_index[_topk(scores, k)] == own).any(axis=1)
+            found_text[k][cols] = (texts_image_index[top_k(scores, k)] == own).any(axis=1)
     metrics = {}
     for k in recall_k:
         metrics[f"image_retrieval_recall@{k}"] = float(found_image[k].mean())
@@ -74,10 +74,6 @@ def retrieval_metrics(image_features: np.ndarray, text_features: np.ndarray, tex
     return metrics
 
 
-def _row_blocks(n: int) -> list[slice]:
+def row_blocks(n: int) -> list[slice]:
+    """Consecutive slices of TOPK_ROWS rows covering range(n): the blocks a score matrix is computed in."""
     return [slice(i, min(i + TOPK_ROWS, n)) for i in range(0, n, TOPK_ROWS)]
-
-
-def _topk(scores: torch.Tensor, k: int) -> np.ndarray:
-    """torch.topk's indices of each row's min(k, columns) best, best first (as top_k, on a block in memory)."""
-    return torch.topk(scores.contiguous(), min(k, scores.shape[1]), dim=1).indices.numpy()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from clipline.pipelines.eval.context import PairContext
-from clipline.pipelines.eval.metrics import TOPK_ROWS, retrieval_metrics, top_k
+from clipline.pipelines.eval.metrics import retrieval_metrics, row_blocks, top_k
 from clipline.pipelines.eval.prompts import TOP_K
 from clipline.pipelines.eval.results import EvalResult, Predictions, TaskOutput
 
@@ -16,8 +16,8 @@ def _image_to_text(context: PairContext) -> Predictions:
     text_features, owners = context.caption_features
     texts = np.asarray([t for i in images.indices for t in dataset.captions[i]], dtype=object)
     tops, best = [], []
-    for start in range(0, len(images.features), TOPK_ROWS):  # a block of images' scores at a time: never (n, n)
-        scores = images.features[start:start + TOPK_ROWS] @ text_features.T
+    for rows in row_blocks(len(images.features)):  # a block of images' scores at a time: never (n, n)
+        scores = images.features[rows] @ text_features.T
         tops.append(top_k(scores, TOP_K))
         best.append(np.take_along_axis(scores, tops[-1], axis=1))
     top = np.concatenate(tops) if tops else np.zeros((0, min(TOP_K, len(texts))), np.int64)
