@@ -142,6 +142,19 @@ def is_dir(uri: str) -> bool:
         return False
 
 
+def files_under(folder_uri: str, depth: int) -> list[str]:
+    """Sorted URIs of the files in a folder and its subfolders down to `depth` levels (1: the folder's own), from
+    one recursive listing on object storage (s3fs lists folder by folder when given a depth) and a walk bounded
+    by `depth` on a local disk; empty if the folder does not exist."""
+    fs, path = filesystem(folder_uri)
+    path = path.rstrip("/")
+    try:
+        found = fs.find(path, maxdepth=depth) if is_local(folder_uri) else fs.find(path)
+    except FileNotFoundError:
+        return []
+    return sorted(to_uri(fs, p) for p in found if p[len(path):].strip("/").count("/") < depth)
+
+
 def glob(uri_pattern: str) -> list[str]:
     """Sorted URIs matching a glob pattern."""
     fs, path = filesystem(uri_pattern)

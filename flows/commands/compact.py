@@ -12,7 +12,8 @@ from clipline.pipelines.store.compact import DEFAULT_MEMORY_LIMIT, compact_store
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_options(parser, StoreConfig, include=["results_uri"])
     parser.add_argument("--min-files", type=int, default=2,
-                        help="Compact a table only when it has at least this many files (default: 2).")
+                        help="Merge a run's files of a table only when its folder holds at least this many "
+                             "(default: 2), so a run already merged into one file is left alone.")
     parser.add_argument("--memory-limit", default=DEFAULT_MEMORY_LIMIT,
                         help="DuckDB's memory cap for the merge, e.g. 512MB or 2GB; it streams, spilling to a "
                              f"temporary folder past it (default: {DEFAULT_MEMORY_LIMIT}).")

@@ -24,8 +24,9 @@ import duckdb
 from clipline.pipelines import storage
 from clipline.pipelines.config import QueryLimits
 from clipline.pipelines.errors import ClipLineError
-from clipline.pipelines.store.compact import duckdb_path, hidden_files, parquet_list, sql_string, table_files
-from clipline.pipelines.store.schema import COMPACTED_FROM, ddl_files, sql_dir, tables
+from clipline.pipelines.store.compact import duckdb_path, hidden_files, parquet_list, sql_string
+from clipline.pipelines.store.layout import in_run_folder, table_files
+from clipline.pipelines.store.schema import COMPACTED_FROM, PARTITION_COLUMN, ddl_files, sql_dir, tables
 
 log = logging.getLogger(__name__)
 
@@ -42,15 +43,25 @@ class QueryResult:
 
 
 def _table_view_sql(table: str, files: list[str]) -> str:
-    return (f'CREATE VIEW "{table}" AS SELECT * EXCLUDE ({COMPACTED_FROM}) '
-            f"FROM read_parquet({parquet_list(files)}, union_by_name = true)")
+    """The view of a table's files: those in run folders read with the run id from the folder's name, so that a
+    filter on run_id skips other runs' files unopened, and any written before there were run folders beside them."""
+    in_runs = [f for f in files if in_run_folder(f)]
+    at_top = [f for f in files if not in_run_folder(f)]
+    columns = f"SELECT COLUMNS(lambda c: c <> '{COMPACTED_FROM}')"  # the oldest files lack the marker
+    reads = [f"{columns} FROM read_parquet({parquet_list(in_runs)}, union_by_name = true, hive_partitioning = true, "
+             f"hive_types = {{'{PARTITION_COLUMN}': VARCHAR}}, hive_types_autocast = false)"] if in_runs else []
+    if at_top:
+        reads.append(f"{columns} FROM read_parquet({parquet_list(at_top)}, union_by_name = true, "
+                     "hive_partitioning = false)")
+    return f'CREATE VIEW "{table}" AS ' + " UNION ALL BY NAME ".join(reads)
 
 
-def visible_files(results_uri: str, table: str) -> list[str]:
-    """The table's files now, less those a compacted file already holds (see compact.py)."""
-    files = table_files(results_uri, table)
-    hidden = hidden_files(files)
-    return [uri for uri in files if posixpath.basename(uri) not in hidden]
+def visible_files(results_uri: str, con: duckdb.DuckDBPyConnection | None = None) -> dict[str, list[str]]:
+    """Each table's files now, less those a compacted file already holds (see compact.py); the compacted files'
+    footers are read in one call, which DuckDB spreads over its threads."""
+    files = {table: table_files(results_uri, table) for table in tables()}
+    hidden = hidden_files([uri for uris in files.values() for uri in uris], con)
+    return {table: [uri for uri in uris if posixpath.basename(uri) not in hidden] for table, uris in files.items()}
 
 
 def connect(results_uri: str, locked: bool = True, limits: QueryLimits | None = None) -> duckdb.DuckDBPyConnection:
@@ -70,8 +81,9 @@ def connect(results_uri: str, locked: bool = True, limits: QueryLimits | None = 
     if not storage.is_local(results_uri):
         con.register_filesystem(fs)  # DuckDB's httpfs cannot be installed offline
     location = duckdb_path(results_uri)
+    visible = visible_files(results_uri, con)
     for table in tables().values():
-        files = visible_files(results_uri, table.name)
+        files = visible[table.name]
         if files:
             con.execute(_table_view_sql(table.name, files))
         else:
@@ -183,16 +195,19 @@ def _execute(con: duckdb.DuckDBPyConnection, sql: str, results_uri: str, limits:
     `limits.timeout` seconds.
 
     Turning rows into Python objects is most of a large result's time (2 million rows: seconds), so rows past
-    `max_rows` are never fetched; one more is, to tell whether the result was cut.
+    `max_rows` are never fetched; one more is, to tell whether the result was cut. The limit is part of the
+    query DuckDB plans, so an ORDER BY under it becomes a top-N that keeps `max_rows + 1` rows instead of
+    sorting every row (success_by_domain at 10 million samples: 1.5 -> 1.1 s).
     """
     timer = threading.Timer(limits.timeout, con.interrupt)
     timer.start()
     try:
-        cursor = con.execute(sql)
-        columns = [d[0] for d in cursor.description]
         if max_rows is None:
-            return QueryResult(columns, cursor.fetchall())
-        rows = cursor.fetchmany(max_rows + 1)
+            cursor = con.execute(sql)
+            return QueryResult([d[0] for d in cursor.description], cursor.fetchall())
+        body = _without_final_semicolon(sql)
+        columns = con.sql(body).columns  # bound, not run: the wrapper below would rename duplicate names
+        rows = con.execute(f"SELECT * FROM (\n{body}\n) LIMIT {max_rows + 1}").fetchall()
         return QueryResult(columns, rows[:max_rows], truncated=len(rows) > max_rows)
     except duckdb.InterruptException as e:
         raise ClipLineError(f"query stopped after {limits.timeout:g} s", "narrow the query or raise --timeout") from e
@@ -208,6 +223,12 @@ def _execute(con: duckdb.DuckDBPyConnection, sql: str, results_uri: str, limits:
         raise ClipLineError(f"query failed: {str(e).splitlines()[0]}", "fix the query") from e
     finally:
         timer.cancel()
+
+
+def _without_final_semicolon(sql: str) -> str:
+    """One statement's text, cut before its closing `;` (and the comments after it) so it can be a subquery."""
+    code = [position for position, kind in duckdb.tokenize(sql) if kind != duckdb.token_type.comment]
+    return sql[:code[-1]] if code and sql[code[-1]] == ";" else sql
 
 
 def named_queries() -> dict[str, Path]:

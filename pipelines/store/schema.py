@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 
 from clipline.pipelines.version import PACKAGE_ROOT
 
@@ -16,6 +15,8 @@ from clipline.pipelines.version import PACKAGE_ROOT
 # files written by a writer). Views hide rows of files that a compacted file
 # already holds, so readers never see a row twice while compaction runs.
 COMPACTED_FROM = "_compacted_from"
+# Every table has it (NOT NULL); a table's files sit in one folder per value, `run_id=<id>` (layout.py).
+PARTITION_COLUMN = "run_id"
 # A compacted file's footer key: the JSON list of the files it holds, so readers learn it without a scan.
 COMPACTED_FROM_KEY = "clipline.compacted_from"
 
@@ -24,7 +25,6 @@ COMPACTED_FROM_KEY = "clipline.compacted_from"
 class TableDef:
     name: str
     ddl: str  # the CREATE TABLE statement, as written in sql/tables/
-    schema: pa.Schema
     not_null: frozenset[str]
     types: dict[str, str]  # column -> DuckDB type, as declared
 
@@ -57,16 +57,14 @@ def tables() -> dict[str, TableDef]:
             for (name,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall():
                 if name in found:
                     continue
-                schema = con.sql(f'SELECT * FROM "{name}" LIMIT 0').to_arrow_table().schema
                 columns = con.execute("SELECT column_name, data_type, is_nullable FROM duckdb_columns() "
                                       "WHERE table_name = ?", [name]).fetchall()
                 not_null = frozenset(c for c, _, nullable in columns if not nullable)
-                found[name] = TableDef(name, ddl, schema, not_null, {c: t for c, t, _ in columns})
+                if PARTITION_COLUMN not in not_null:
+                    raise ValueError(f"{path}: table {name} needs a {PARTITION_COLUMN} VARCHAR NOT NULL column "
+                                     "(the store keeps each table's files in one folder per run)")
+                found[name] = TableDef(name, ddl, not_null, {c: t for c, t, _ in columns})
     finally:
         con.close()
     return found
 
-
-def file_schema(table: str) -> pa.Schema:
-    """The schema of a Parquet file of `table`: its columns plus the compaction marker."""
-    return tables()[table].schema.append(pa.field(COMPACTED_FROM, pa.string()))

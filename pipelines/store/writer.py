@@ -1,32 +1,39 @@
-"""Append rows to the results store as immutable, atomically written Parquet files."""
+"""Append rows to the results store as immutable, atomically written Parquet files, each in its run's folder
+(layout.py)."""
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import threading
-import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Self
 
+import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from clipline.pipelines import storage
 from clipline.pipelines.config import StoreConfig
-from clipline.pipelines.store.schema import COMPACTED_FROM, file_schema, tables
+from clipline.pipelines.store.layout import new_file_name, partition_uri
+from clipline.pipelines.store.schema import COMPACTED_FROM, PARTITION_COLUMN, tables
 
 log = logging.getLogger(__name__)
 
 
-def new_file_name() -> str:
-    """A unique, time-ordered Parquet file name (no dots before the suffix)."""
-    return f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:12]}.parquet"
-
-
-def table_uri(results_uri: str, table: str) -> str:
-    return storage.join(results_uri, table)
+@functools.cache
+def file_schema(table: str) -> pa.Schema:
+    """The Arrow schema of a Parquet file of `table`: its declared columns plus the compaction marker."""
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute(tables()[table].ddl)
+        schema = con.sql(f'SELECT * FROM "{table}" LIMIT 0').to_arrow_table().schema
+    finally:
+        con.close()
+    return schema.append(pa.field(COMPACTED_FROM, pa.string()))
 
 
 def validate_rows(table: str, rows: list[Mapping]) -> None:
@@ -34,7 +41,7 @@ def validate_rows(table: str, rows: list[Mapping]) -> None:
     if table not in tables():
         raise ValueError(f"unknown results table {table!r}; declared tables: {sorted(tables())}")
     definition = tables()[table]
-    columns = set(definition.schema.names)
+    columns = set(definition.types)
     for row in rows:
         unknown = set(row) - columns
         if unknown:
@@ -49,13 +56,15 @@ def rows_to_arrow(table: str, rows: list[Mapping]) -> pa.Table:
     return pa.Table.from_pylist([{**row, COMPACTED_FROM: None} for row in rows], schema=file_schema(table))
 
 
-def write_table_file(results_uri: str, table: str, data: pa.Table) -> str:
-    """Write one Parquet file under the table's folder, atomically; return its URI."""
-    buffer = io.BytesIO()
-    pq.write_table(data, buffer, compression="zstd")
-    uri = storage.join(table_uri(results_uri, table), new_file_name())
-    storage.write_bytes(uri, buffer.getvalue())
-    return uri
+def write_table_file(results_uri: str, table: str, data: pa.Table) -> list[str]:
+    """Write `data` as one Parquet file per run it holds, each in its run's folder, atomically; return their URIs."""
+    written = []
+    for run_id in sorted(pc.unique(data.column(PARTITION_COLUMN)).to_pylist()):
+        buffer = io.BytesIO()
+        pq.write_table(data.filter(pc.equal(data.column(PARTITION_COLUMN), run_id)), buffer, compression="zstd")
+        written.append(storage.join(partition_uri(results_uri, table, run_id), new_file_name()))
+        storage.write_bytes(written[-1], buffer.getvalue())
+    return written
 
 
 class ResultsWriter:
@@ -88,8 +97,9 @@ class ResultsWriter:
         written = []
         for name, rows in batches.items():
             if rows:
-                written.append(write_table_file(self.config.results_uri, name, rows_to_arrow(name, rows)))
-                log.debug("flushed %d rows to %s", len(rows), written[-1])
+                files = write_table_file(self.config.results_uri, name, rows_to_arrow(name, rows))
+                log.debug("flushed %d rows to %s", len(rows), ", ".join(files))
+                written.extend(files)
         return written
 
     def __enter__(self) -> Self:

@@ -7,4 +7,4 @@ SELECT
     round(100.0 * count(*) FILTER (WHERE status = 'success') / count(*), 1) AS success_pct
 FROM ingest_latest
 GROUP BY ALL
-ORDER BY samples DESC, domain;
+ORDER BY samples DESC, domain, dataset_uri;

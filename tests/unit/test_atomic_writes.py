@@ -24,6 +24,7 @@ from clipline.pipelines import storage
 from clipline.pipelines.config import StoreConfig
 from clipline.pipelines.crawl import writer
 from clipline.pipelines.shard_format import ShardFiles
+from clipline.pipelines.store.layout import table_files
 from clipline.pipelines.store.writer import ResultsWriter, now
 from clipline.pipelines.train.checkpoint import COMMITTED, CONFIG, STATE, WEIGHTS, save_checkpoint
 
@@ -158,7 +159,7 @@ def test_store_files_appear_only_whole(root, slow_writes):
     with watched(results), ResultsWriter(StoreConfig(results_uri=results)) as store:
         store.append("eval_results", [_eval_row(i) for i in range(200)])
         store.flush()
-    assert storage.glob(storage.join(results, "eval_results", "*.parquet"))
+    assert table_files(results, "eval_results")
 
 
 def test_checkpoint_files_appear_only_whole(root, slow_writes):

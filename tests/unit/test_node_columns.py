@@ -15,8 +15,8 @@ from clipline.pipelines.config.base import StoreConfig
 from clipline.pipelines.crawl.status import record_shard
 from clipline.pipelines.distance.embed import record_embedding
 from clipline.pipelines.eval.results import EvalResult, metric_rows
-from clipline.pipelines.store import schema
 from clipline.pipelines.store.query import named_query_sql, run_query
+from clipline.pipelines.store.writer import file_schema
 
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray workers cannot import a test module
 
@@ -25,7 +25,7 @@ STATS = {"count": 2, "successes": 1, "duplicates": 0, "bytes": 10, "duration": 0
 
 @pytest.mark.parametrize("table", ["ingest_shards", "train_workers", "eval_results", "dataset_embeddings"])
 def test_fan_out_tables_declare_a_node_column(table):
-    assert schema.tables()[table].schema.field("node").type == "string"
+    assert file_schema(table).field("node").type == "string"
 
 
 def _record_rows(results_uri: str) -> None:

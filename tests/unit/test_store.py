@@ -12,9 +12,10 @@ from clipline.pipelines.config import StoreConfig
 from clipline.pipelines.errors import ClipLineError
 from clipline.pipelines.store import query as store_query
 from clipline.pipelines.store.compact import compact_table
+from clipline.pipelines.store.layout import table_files
 from clipline.pipelines.store.query import QueryRefused, StoreReader, named_queries, run_query
 from clipline.pipelines.store.schema import tables
-from clipline.pipelines.store.writer import ResultsWriter, now, table_uri
+from clipline.pipelines.store.writer import ResultsWriter, now
 
 
 def metric_rows(run_id: str, n: int, value: float = 1.0) -> list[dict]:
@@ -42,7 +43,7 @@ def test_flushed_rows_are_queryable(results):
 def test_writer_flushes_a_file_every_flush_rows(results):
     writer = ResultsWriter(StoreConfig(results_uri=results, flush_rows=10))
     writer.append("train_metrics", metric_rows("a", 25))
-    files = storage.glob(storage.join(table_uri(results, "train_metrics"), "*.parquet"))
+    files = table_files(results, "train_metrics")
     assert len(files) == 1  # 25 rows crossed the threshold once; 25 are still buffered
     writer.flush()
     assert rows_of(results, "SELECT count(*) FROM train_metrics") == [(25,)]
@@ -96,31 +97,36 @@ def test_compaction_keeps_the_exact_multiset_of_rows(results):
     result = compact_table(results, "train_metrics")
     assert (result.files_in, result.files_out, result.rows) == (5, 1, 20)
     assert _multiset(results) == before
+    (merged,) = table_files(results, "train_metrics")
     with ResultsWriter(StoreConfig(results_uri=results)) as writer:
         writer.append("train_metrics", metric_rows("later", 3))
-    compact_table(results, "train_metrics")  # compacts a compacted file again
+    result = compact_table(results, "train_metrics")  # one file per run: nothing to merge, nothing rewritten
+    assert (result.files_in, result.files_out, result.rows) == (2, 2, 0)
+    assert merged in table_files(results, "train_metrics")
+    with ResultsWriter(StoreConfig(results_uri=results)) as writer:
+        writer.append("train_metrics", metric_rows("same", 2, 5.0))
+    compact_table(results, "train_metrics")  # compacts a compacted file again, in its run's folder only
     assert _multiset(results) == before + collections.Counter(
-        {("later", i, 1.0): 1 for i in range(3)})
-    assert len(storage.glob(storage.join(table_uri(results, "train_metrics"), "*.parquet"))) == 1
+        {("later", i, 1.0): 1 for i in range(3)} | {("same", i, 5.0): 1 for i in range(2)})
+    assert len(table_files(results, "train_metrics")) == 2 and merged not in table_files(results, "train_metrics")
 
 
 def test_a_reader_kept_open_lists_the_store_once_and_reopens_after_a_compaction(results, monkeypatch):
     """A report's reader runs many queries on one connection; when a compaction removes the files it listed,
     its next query reopens the store and gives the same rows, not an error or a row twice."""
-    for i in range(4):
+    for i in range(8):
         with ResultsWriter(StoreConfig(results_uri=results)) as writer:
-            writer.append("train_metrics", metric_rows(f"run-{i}", 3))
+            writer.append("train_metrics", metric_rows(f"run-{i % 4}", 3))
     listings, list_files = [], store_query.visible_files
     monkeypatch.setattr(store_query, "visible_files", lambda *a: listings.append(a) or list_files(*a))
     sql = "SELECT run_id, step FROM train_metrics ORDER BY ALL"
     with StoreReader(results) as reader:
         before = reader.query(sql).rows
-        assert reader.query("SELECT count(*) FROM train_metrics").rows == [(12,)]
-        opened = len(listings)
-        assert opened == len(tables())  # one listing per table for both queries
+        assert reader.query("SELECT count(*) FROM train_metrics").rows == [(24,)]
+        assert len(listings) == 1  # one listing for both queries
         compact_table(results, "train_metrics")
         assert reader.query(sql).rows == before
-        assert len(listings) == 2 * opened  # the vanished files made it list the store again
+        assert len(listings) == 2  # the vanished files made it list the store again
 
 
 def test_compaction_interrupted_before_deleting_inputs_shows_no_row_twice(results, monkeypatch):
@@ -132,7 +138,7 @@ def test_compaction_interrupted_before_deleting_inputs_shows_no_row_twice(result
     monkeypatch.setattr(storage, "remove", lambda uri: None if uri.endswith(".parquet") else remove(uri))
     compact_table(results, "train_metrics")
     monkeypatch.undo()
-    assert len(storage.glob(storage.join(table_uri(results, "train_metrics"), "*.parquet"))) == 4
+    assert len(table_files(results, "train_metrics")) == 4
     assert _multiset(results) == before
     compact_table(results, "train_metrics")  # the next compaction cleans up
     assert _multiset(results) == before
@@ -162,6 +168,21 @@ def test_refused_query_forms(results, form):
     with pytest.raises(QueryRefused):
         run_query(results, REFUSED[form].format(results=results))
     assert not os.path.exists(os.path.join(results, "out.csv"))
+
+
+@pytest.mark.parametrize("ending", ["", ";", " ; -- the end", "\n-- largest first\n", " /* ; */ ;\n\n"])
+def test_max_rows_keeps_the_querys_order_and_column_names_whatever_ends_it(results, ending):
+    with ResultsWriter(StoreConfig(results_uri=results)) as writer:
+        writer.append("train_metrics", [{"run_id": f"r{i % 7}", "step": i, "name": "loss;", "value": float(i % 13),
+                                         "time": now()} for i in range(3000)])
+    sql = ("SELECT run_id, step, value AS v, step % 5 AS v FROM train_metrics WHERE name = 'loss;' "
+           f"ORDER BY value DESC, run_id, step{ending}")
+    cut = run_query(results, sql, max_rows=40)
+    expected = sorted(((f"r{i % 7}", i, float(i % 13), i % 5) for i in range(3000)),
+                      key=lambda r: (-r[2], r[0], r[1]))
+    assert cut.columns == ["run_id", "step", "v", "v"] and cut.rows == expected[:40] and cut.truncated
+    whole = run_query(results, sql, max_rows=3000)
+    assert whole.rows == expected and not whole.truncated
 
 
 def test_a_bad_query_is_an_error_not_a_crash(results):

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from clipline.pipelines import storage
+from clipline.pipelines.store.layout import partition_uri, table_files, table_uri
+from clipline.pipelines.store.lease import LEASE_FILE
 from clipline.pipelines.store.query import run_query
-from clipline.pipelines.store.writer import table_uri
 
 WORKER = str(Path(__file__).resolve().parents[1] / "support" / "store_worker.py")
 NUM_WRITERS, NUM_BATCHES, ROWS = 4, 8, 50
@@ -74,7 +75,7 @@ def test_writer_killed_mid_write_loses_only_its_unflushed_batch(location, tmp_pa
     writer.wait(timeout=30)
     count = run_query(results, "SELECT count(*) FROM train_metrics").rows[0][0]
     assert count % rows_per_batch == 0 and count >= 2 * rows_per_batch
-    names = storage.glob(storage.join(table_uri(results, "train_metrics"), "*"))
+    names = storage.glob(storage.join(partition_uri(results, "train_metrics", "victim"), "*"))
     finished = [n for n in names if n.endswith(".parquet")]
     assert len(finished) == count // rows_per_batch
 
@@ -95,9 +96,9 @@ def test_two_compactions_at_once_never_duplicate_a_row(location, tmp_path, reque
         writer.flush()
     real_hidden = compact.hidden_files
 
-    def slow_hidden(uris):  # both compactions list the same six files before either has written its merge
+    def slow_hidden(uris, con=None):  # both compactions list the same six files before either has written its merge
         time.sleep(1.0)
-        return real_hidden(uris)
+        return real_hidden(uris, con)
     monkeypatch.setattr(compact, "hidden_files", slow_hidden)
     monkeypatch.setattr("clipline.pipelines.store.lease.POLL_S", 0.05)
     with ThreadPoolExecutor(2) as pool:
@@ -105,4 +106,5 @@ def test_two_compactions_at_once_never_duplicate_a_row(location, tmp_path, reque
     assert sorted(o.files_in for o in outcomes) == [1, 6]  # the second waited, then found one file
     rows = run_query(results, "SELECT step, count(*) FROM train_metrics GROUP BY ALL").rows
     assert sorted(rows) == [(step, 1) for step in range(60)]
-    assert len(storage.glob(storage.join(table_uri(results, "train_metrics"), "*"))) == 1  # lease released
+    assert not storage.exists(storage.join(table_uri(results, "train_metrics"), LEASE_FILE))  # lease released
+    assert len(table_files(results, "train_metrics")) == 1

@@ -16,10 +16,11 @@ import pytest
 
 from clipline.pipelines import storage
 from clipline.pipelines.config import StoreConfig
-from clipline.pipelines.store.compact import compact_table, hidden_files, table_files
+from clipline.pipelines.store.compact import compact_table, hidden_files
+from clipline.pipelines.store.layout import table_files
 from clipline.pipelines.store.query import run_query
-from clipline.pipelines.store.schema import COMPACTED_FROM, COMPACTED_FROM_KEY, file_schema
-from clipline.pipelines.store.writer import ResultsWriter, now, write_table_file
+from clipline.pipelines.store.schema import COMPACTED_FROM, COMPACTED_FROM_KEY
+from clipline.pipelines.store.writer import ResultsWriter, file_schema, now, write_table_file
 
 FAT_ROWS = 2_000  # per file; each row carries ~2 KB of caption, so the store holds far more than the budget
 FAT_FILES = 60
@@ -76,16 +77,16 @@ def test_compaction_of_a_store_larger_than_its_memory_budget_stays_within_it(fat
 
 def test_compaction_keeps_each_writer_files_rows_together_in_time_order_and_lists_its_inputs(tmp_path):
     results = str(tmp_path / "results")
-    for run in ("b", "a", "c", "a"):
+    for name in ("b", "a", "c", "a"):
         with ResultsWriter(StoreConfig(results_uri=results)) as writer:
-            writer.append("train_metrics", [{"run_id": run, "step": s, "name": "loss", "value": 1.0, "time": now()}
+            writer.append("train_metrics", [{"run_id": "r", "step": s, "name": name, "value": 1.0, "time": now()}
                                             for s in (3, 1, 2)])
     inputs = {os.path.basename(u) for u in table_files(results, "train_metrics")}
     compact_table(results, "train_metrics")
     (merged,) = table_files(results, "train_metrics")
     data = pq.read_table(merged)
-    keys = list(zip(data.column("run_id").to_pylist(), data.column("step").to_pylist(), strict=True))
-    assert keys == [(run, s) for run in ("b", "a", "c", "a") for s in (3, 1, 2)]  # files in the order written
+    keys = list(zip(data.column("name").to_pylist(), data.column("step").to_pylist(), strict=True))
+    assert keys == [(name, s) for name in ("b", "a", "c", "a") for s in (3, 1, 2)]  # files in the order written
     assert set(data.column(COMPACTED_FROM).to_pylist()) == inputs
     assert COMPACTED_FROM_KEY.encode() in pq.read_metadata(merged).metadata
     assert hidden_files([merged]) == inputs
