@@ -9,8 +9,8 @@ The same real photos, nginx and settings as `make bench-ingest` (small photos, 1
    what the run wrote beside the shards (status Parquet, stats) and into its results store;
 3. img2dataset at --img2dataset-sizes on the same lists (peak PSS: the goal is clipline's peak above the
    baseline at most img2dataset's);
-4. the shard plan (`plan_shards`: the URL list read once, streaming) timed in this process, with tracemalloc's
-   peak, at each size.
+4. the shard plan (`plan_shards`: the URL list read once, streaming) timed in a fresh process, with
+   tracemalloc's peak, the peak of Arrow's memory pool and the growth of the process's RSS, at each size.
 
     python bench/scale_ingest.py [--sizes 20000 200000] [--img2dataset-sizes 20000] [--sides 150 600]
 
@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import multiprocessing
+import resource
 import shlex
 import sys
 import time
@@ -94,20 +96,39 @@ def measure_baseline(args: argparse.Namespace, server_pid: int) -> RunResult:
     return res
 
 
-def time_plan(urls: Path) -> tuple[float, float]:
-    """plan_shards on the list in this process: seconds and tracemalloc's peak, MB."""
+Plan = tuple[float, float, float, float]  # seconds, tracemalloc peak MB, Arrow pool peak MB, RSS growth MB
+
+
+def time_plan(urls: Path) -> Plan:
+    """plan_shards on the list in a fresh process: seconds, tracemalloc's peak (Python objects), the peak of
+    Arrow's memory pool (the CSV reader's buffers, which tracemalloc does not see) and the growth of the
+    process's peak RSS over the plan, MB."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_plan_here, (str(urls),))
+
+
+def _plan_here(urls: str) -> Plan:
+    import pyarrow as pa
+
     from clipline.pipelines.config import ReaderConfig
     from clipline.pipelines.crawl import reader
 
     config = ReaderConfig(url_list_uri=str(ingest.REPO / urls), input_format="csv", url_col="url",
                           caption_col="caption", samples_per_shard=ingest.SAMPLES_PER_SHARD)
+    rss_before = _rss_mb()
     tracemalloc.start()
     started = time.perf_counter()
     reader.plan_shards(config)
     seconds = time.perf_counter() - started
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    return seconds, peak / MB
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return seconds, peak / MB, pa.default_memory_pool().max_memory() / MB, max(peak_rss - rss_before, 0.0)
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
 
 
 def folder_mb(path: Path, pattern: str = "**/*") -> float:
@@ -121,7 +142,7 @@ def store_sizes(n: int) -> tuple[float, float]:
     return beside, folder_mb(ingest.results_of(out))
 
 
-def run_all(args: argparse.Namespace) -> tuple[RunResult, list[Run], dict[int, tuple[float, float]], dict]:
+def run_all(args: argparse.Namespace) -> tuple[RunResult, list[Run], dict[int, Plan], dict]:
     ingest.ensure_clipline()
     if args.img2dataset_sizes:
         ingest.ensure_img2dataset()
@@ -182,10 +203,12 @@ def render(args: argparse.Namespace, baseline: RunResult, runs: list[Run], plans
                      f"| {1000 * res.cpu_s / max(res.successes, 1):.2f} | {res.peak_pss_mb:.0f} | {above} "
                      f"| {r.driver_mb():.0f} | {f'{workers:.0f}' if workers else '-'} |")
     ours = [r for r in runs if r.tool == "clipline"]
-    lines += ["", "| URLs | plan_shards s | plan_shards tracemalloc peak MB | status Parquet + stats MB "
-              "| results store MB |", "| ---: | ---: | ---: | ---: | ---: |"]
+    lines += ["", "| URLs | plan_shards s | plan_shards tracemalloc peak MB | Arrow pool peak MB | RSS growth MB "
+              "| status Parquet + stats MB | results store MB |", "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for n in args.sizes:
-        lines.append(f"| {n:,} | {plans[n][0]:.2f} | {plans[n][1]:.1f} | {sizes[n][0]:.1f} | {sizes[n][1]:.1f} |")
+        seconds, traced, pool, rss = plans[n]
+        lines.append(f"| {n:,} | {seconds:.2f} | {traced:.1f} | {pool:.1f} | {rss:.0f} | {sizes[n][0]:.1f} "
+                     f"| {sizes[n][1]:.1f} |")
     lines += ["", *verdict(ours, [r for r in runs if r.tool == "img2dataset"], base, steady_rate(runs))]
     return "\n".join(lines) + "\n"
 

@@ -27,8 +27,8 @@ from pathlib import Path
 import pyarrow as pa
 from tqdm import tqdm
 
-from clipline.pipelines.store.schema import COMPACTED_FROM, file_schema
-from clipline.pipelines.store.writer import write_table_file
+from clipline.pipelines.store.schema import COMPACTED_FROM
+from clipline.pipelines.store.writer import file_schema, write_table_file
 
 log = logging.getLogger("bench.scale_store")
 REPO = Path(__file__).resolve().parents[1]
@@ -70,13 +70,15 @@ def _shard_row(samples: pa.Table, run_id: str, dataset: str, shard_id: int, at: 
     return pa.Table.from_pylist([row], schema=file_schema("ingest_shards"))
 
 
-def write_ingest(results: str, shards: int, rows_per_shard: int, datasets: int, seed: int) -> None:
+def write_ingest(results: str, shards: int, rows_per_shard: int, datasets: int, seed: int,
+                 first_dataset: int = 0) -> None:
     """`shards` shard writes over `datasets` datasets (a new run per dataset, 3% of shards rewritten by a retry)."""
     rng = random.Random(seed)
     start = datetime(2026, 6, 1, tzinfo=UTC)
     per_dataset = shards // datasets
     for s in tqdm(range(shards), desc="ingest shards", unit="shard", mininterval=5):
         d, shard_id = divmod(s, per_dataset)
+        d += first_dataset
         retry = rng.random() < 0.03
         at = start + timedelta(days=d, seconds=shard_id * 10)
         run_id = f"ingest-{d:03d}" + ("-retry" if retry else "")
@@ -86,11 +88,11 @@ def write_ingest(results: str, shards: int, rows_per_shard: int, datasets: int, 
         write_table_file(results, "ingest_shards", _shard_row(samples, run_id, dataset, shard_id, at))
 
 
-def write_training(results: str, runs: int, steps: int, flush_rows: int) -> None:
+def write_training(results: str, runs: int, steps: int, flush_rows: int, first_run: int = 0) -> None:
     """`runs` training runs of `steps` steps logging 5 scalars each, flushed every `flush_rows` rows."""
     names = ["loss", "lr", "logit_scale", "samples_per_s", "skipped_samples"]
     start = datetime(2026, 6, 1, tzinfo=UTC)
-    for r in tqdm(range(runs), desc="training runs", unit="run", mininterval=5):
+    for r in tqdm(range(first_run, first_run + runs), desc="training runs", unit="run", mininterval=5):
         run_id = f"train-{r:04d}"
         rows = [{"run_id": run_id, "step": step, "name": name, "value": 1.0 / (step + 1),
                  "time": start + timedelta(days=r, seconds=step), COMPACTED_FROM: None}
@@ -164,6 +166,15 @@ def main() -> None:
     log.info("compact: %.1f s, %d MB", figures["compact"]["seconds"], figures["compact"]["peak_mb"])
     figures["files_after"] = count_files(results)
     figures["after"] = time_commands(results, args.work, "after")
+    # The next day's work on the compacted store: one more dataset's ingest and one more training run. Compaction
+    # merges only the new runs' folders; the compacted runs are not rewritten.
+    per_dataset = args.shards // args.datasets
+    write_ingest(results, per_dataset, args.rows_per_shard, 1, seed=1, first_dataset=args.datasets)
+    write_training(results, 1, args.train_steps, args.flush_rows, first_run=args.train_runs)
+    figures["files_next_day"] = count_files(results)
+    figures["compact_next_day"] = measure([str(CLIPLINE), "compact"], env)
+    log.info("compact after one more day: %.1f s, %d MB", figures["compact_next_day"]["seconds"],
+             figures["compact_next_day"]["peak_mb"])
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1))
 
