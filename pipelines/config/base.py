@@ -7,6 +7,7 @@ import os
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from clipline.pipelines import storage
+from clipline.pipelines.store.schema import PARTITION_COLUMN
 
 HOME_ENV = "CLIPLINE_HOME"
 DEFAULT_HOME = "./.clipline"
@@ -46,7 +47,12 @@ class StoreConfig(Config):
     @field_validator("results_uri")
     @classmethod
     def _check_uri(cls, value: str) -> str:
-        return storage.absolute(value)
+        uri = storage.absolute(value)
+        if any(part.startswith(f"{PARTITION_COLUMN}=") for part in storage.split_protocol(uri)[1].split("/")):
+            raise ValueError(f"results location {uri} is inside a folder named {PARTITION_COLUMN}=...: the store "
+                             "names its own run folders so, and DuckDB would read the outer one as every row's "
+                             f"{PARTITION_COLUMN}; choose a location without one")
+        return uri
 
 
 def quarter_of_ram() -> str:

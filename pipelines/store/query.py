@@ -26,7 +26,7 @@ from clipline.pipelines.config import QueryLimits
 from clipline.pipelines.errors import ClipLineError
 from clipline.pipelines.store.compact import duckdb_path, hidden_files, parquet_list, sql_string
 from clipline.pipelines.store.layout import in_run_folder, table_files
-from clipline.pipelines.store.schema import COMPACTED_FROM, PARTITION_COLUMN, ddl_files, sql_dir, tables
+from clipline.pipelines.store.schema import PARTITION_COLUMN, ddl_files, sql_dir, tables
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,10 @@ def _table_view_sql(table: str, files: list[str]) -> str:
     filter on run_id skips other runs' files unopened, and any written before there were run folders beside them."""
     in_runs = [f for f in files if in_run_folder(f)]
     at_top = [f for f in files if not in_run_folder(f)]
-    columns = f"SELECT COLUMNS(lambda c: c <> '{COMPACTED_FROM}')"  # the oldest files lack the marker
+    # The declared columns the files have: not the compaction marker (which the oldest files lack), nor a
+    # key=value folder above the store (`.../date=2026-01-01/results`), which DuckDB reads as a partition too.
+    declared = ", ".join(sql_string(c) for c in tables()[table].types)
+    columns = f"SELECT COLUMNS(lambda c: list_contains([{declared}], c))"
     reads = [f"{columns} FROM read_parquet({parquet_list(in_runs)}, union_by_name = true, hive_partitioning = true, "
              f"hive_types = {{'{PARTITION_COLUMN}': VARCHAR}}, hive_types_autocast = false)"] if in_runs else []
     if at_top:

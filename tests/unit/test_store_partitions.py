@@ -16,6 +16,7 @@ from clipline.pipelines.store import schema
 from clipline.pipelines.store.compact import compact_table
 from clipline.pipelines.store.layout import new_file_name, table_files, table_uri
 from clipline.pipelines.store.query import connect, run_query
+from clipline.pipelines.store.schema import tables
 from clipline.pipelines.store.writer import ResultsWriter, now, rows_to_arrow
 
 RUNS = ["run-a", "sweep/7 lr=1e-3 %41", "run-c"]  # one with the characters a folder name must encode
@@ -67,6 +68,20 @@ def test_a_query_on_one_run_reads_only_that_runs_files(store, compacted):
     assert _files_read(store, one_run) == per_run
     assert _files_read(store, "SELECT sum(value) FROM train_metrics WHERE run_id IN ('run-a', 'run-c')") == 2 * per_run
     assert _files_read(store, "SELECT sum(value) FROM train_metrics") == 3 * per_run
+
+
+def test_a_key_value_folder_above_the_store_adds_no_column(tmp_path):
+    results = str(tmp_path / "date=2026-01-01" / "results")  # DuckDB would read `date` as a partition key
+    with ResultsWriter(StoreConfig(results_uri=results)) as writer:
+        writer.append("train_metrics", _metrics("run-a", 3))
+    assert run_query(results, "SELECT * FROM train_metrics").columns == list(tables()["train_metrics"].types)
+    assert run_query(results, "SELECT count(*) FROM train_metrics WHERE run_id = 'run-a'").rows == [(3,)]
+
+
+def test_a_results_location_inside_a_run_id_folder_is_refused_before_any_work(tmp_path):
+    with pytest.raises(ValueError, match=r"inside a folder named run_id=\.\.\.: .* choose a location without one"):
+        StoreConfig(results_uri=str(tmp_path / "run_id=7" / "results"))
+    assert not (tmp_path / "run_id=7").exists()
 
 
 def test_files_from_before_run_folders_are_read_and_compacted_beside_them(store):
