@@ -7,7 +7,7 @@ DEPS_STAMP := $(VENV)/.deps-$(shell sha256sum pyproject.toml | cut -c1-16)
 PYTEST_ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install install-simd uninstall-simd browser demo test lint bench-ingest bench-train bench-caption bench-train-video bench-ingest-videos bench-distance bench-eval bench-curate bench-scale-store bench-scale bench-scale-ingest bench-scale-plan bench-scale-distance bench-cluster serve schedule-on schedule-off cluster-up cluster-down clean
+.PHONY: install pillow browser demo test lint bench-ingest bench-train bench-caption bench-train-video bench-ingest-videos bench-distance bench-eval bench-curate bench-scale-store bench-scale bench-scale-ingest bench-scale-plan bench-scale-distance bench-cluster serve schedule-on schedule-off cluster-up cluster-down clean
 
 # Reference tools kept apart from the project's dependencies, each in its own folder under $(VENV)/opt and
 # put on PYTHONPATH only where used. They are targets of their own, so an environment built before one was
@@ -15,11 +15,29 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 OPT_WEBDATASET := $(VENV)/opt/webdataset-0.2.86/webdataset
 OPT_CLIP_BENCHMARK := $(VENV)/opt/clip_benchmark-1.6.2/clip_benchmark
 
-install: $(DEPS_STAMP) $(OPT_WEBDATASET) $(OPT_CLIP_BENCHMARK)
+install: $(DEPS_STAMP) $(OPT_WEBDATASET) $(OPT_CLIP_BENCHMARK) pillow
 	@# The project itself is (re)linked on every call: a venv kept outside the
 	@# clone (CI's cache) must point at this checkout, not an earlier one.
 	@$(BIN)/pip install -q --no-deps --no-build-isolation -e . >/dev/null 2>&1 || \
 		$(BIN)/pip install --no-deps --no-build-isolation -e .
+
+# pillow-simd in place of Pillow (the same `PIL`; the crawl's resize 3x faster, ingest 2.1-2.4x img2dataset's
+# images/s instead of 1.7-1.8x: docs/benchmarks.md). It ships no wheels, so infra/pillow-simd.sh builds one
+# (about 15 s; a C compiler and Debian's libjpeg, zlib and libwebp headers). Best effort: where it cannot be
+# built, Pillow stays and make says why. PILLOW_SIMD=0 keeps (or puts back) Pillow. Redone after every
+# dependency install, which puts Pillow back.
+PILLOW_SIMD ?= 1
+PILLOW_SIMD_VERSION := 12.1.1.post0
+SIMD_STAMP := $(VENV)/.pillow-simd-$(PILLOW_SIMD_VERSION)
+ifeq ($(PILLOW_SIMD),0)
+pillow: | $(DEPS_STAMP)
+	@rm -f $(SIMD_STAMP)
+	@infra/pillow-simd.sh $(VENV) off
+else
+pillow: $(SIMD_STAMP)
+$(SIMD_STAMP): $(DEPS_STAMP)
+	@infra/pillow-simd.sh $(VENV) $(PILLOW_SIMD_VERSION) && touch $@ || true
+endif
 
 $(DEPS_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,27 +52,6 @@ $(OPT_WEBDATASET): | $(DEPS_STAMP)
 # clip_benchmark's captioning metric code, the reference of the captioning parity tests (tests/support/cb_captioning.py).
 $(OPT_CLIP_BENCHMARK): | $(DEPS_STAMP)
 	$(BIN)/pip install -q --no-deps --target $(VENV)/opt/clip_benchmark-1.6.2 clip_benchmark==1.6.2
-
-# Opt-in: pillow-simd, Pillow's fork with SIMD resampling (the same `PIL`), in place of Pillow. The crawl's
-# resize is 3.3x faster with it (docs/benchmarks.md). It ships no wheels: the wheel is built here for this CPU
-# (AVX2 where /proc/cpuinfo has it), with a C compiler and Debian's libjpeg, zlib and libwebp headers, before
-# Pillow is swapped out. A later dependency install (pyproject.toml changed) puts Pillow back; so does
-# `make uninstall-simd`.
-PILLOW_SIMD := pillow-simd==12.1.1.post0
-SIMD_HEADERS := libjpeg-dev zlib1g-dev libwebp-dev
-install-simd: install
-	dpkg -s $(SIMD_HEADERS) >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q $(SIMD_HEADERS); }
-	rm -rf $(VENV)/simd-wheel
-	CC="cc $$(grep -qw avx2 /proc/cpuinfo && echo -mavx2)" $(BIN)/pip wheel -q --no-cache-dir --no-deps --no-binary :all: \
-		-w $(VENV)/simd-wheel "$(PILLOW_SIMD)"
-	$(BIN)/pip uninstall -q -y pillow
-	$(BIN)/pip install -q --no-deps --force-reinstall $(VENV)/simd-wheel/pillow_simd-*.whl
-	$(BIN)/python -c "from PIL import features; import PIL; assert features.check('jpg') and features.check('webp'); print('PIL', PIL.__version__)"
-
-uninstall-simd:
-	$(BIN)/pip uninstall -q -y pillow-simd
-	$(BIN)/pip install -q --force-reinstall --no-deps "$$(sed -n 's/^ *"\(pillow[^"]*\)",$$/\1/p' pyproject.toml)"
-	$(BIN)/python -c "import PIL; print('PIL', PIL.__version__)"
 
 demo: install
 	$(BIN)/python -m clipline.flows.demo
