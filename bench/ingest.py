@@ -137,7 +137,17 @@ def tool_version(tool: str) -> str:
                              cwd=REPO, capture_output=True, text=True).stdout.strip()
     if commit and changed:
         commit += " + uncommitted changes"
-    return f"{version} ({commit})" if commit else version
+    return f"{version} ({commit + '; ' if commit else ''}{_imaging()})"
+
+
+def _imaging() -> str:
+    """The imaging library clipline's venv has: pillow-simd where `make install` could build it, else Pillow."""
+    for name in ("pillow-simd", "pillow"):
+        try:
+            return f"{name} {metadata.version(name)}"
+        except metadata.PackageNotFoundError:
+            continue
+    return "no Pillow"
 
 
 def tool_command(tool: str, urls: Path, out: Path, args: argparse.Namespace) -> list[str]:
