@@ -213,6 +213,11 @@ PY
 cmd_up() {
   local workers="${1:-2}"
   [ -e "$state/mode" ] && die "a cluster is already up (state in $state); run '$0 down' first"
+  if [ "$(mode)" = netns ]; then
+    case "$(realpath -m "$venv")/" in
+      /tmp/*|/dev/shm/*) die "the venv $venv lies under /tmp or /dev/shm, which each node replaces with its own: put the checkout (or VENV) elsewhere" ;;
+    esac
+  fi
   mkdir -p "$state/logs"
   mode >"$state/mode"
   # Any failure from here on (an error, or `die` in a check) takes down what was started.

@@ -79,6 +79,21 @@ def test_makefile_install_target_runs_with_the_dockerfiles_arguments(tmp_path):
     assert "--no-build-isolation -e ." in printed
 
 
+def test_local_cluster_refuses_a_venv_that_its_nodes_cannot_see(tmp_path):
+    """Each namespaced node mounts its own /tmp: a venv there is refused before anything starts."""
+    import os
+
+    if os.geteuid() != 0:
+        pytest.skip("namespace mode (and so this check) needs root")
+    state = tmp_path / "state"
+    done = subprocess.run(["bash", str(INFRA / "local-cluster.sh"), "up", "1"], capture_output=True, text=True,
+                          env={**os.environ, "VENV": "/tmp/some-checkout/.venv", "CLUSTER_DIR": str(state),
+                               "CLUSTER_NAME": "cvt"}, timeout=60)
+    assert done.returncode == 1
+    assert "the venv /tmp/some-checkout/.venv lies under /tmp or /dev/shm" in done.stderr
+    assert not state.exists()  # refused before any namespace, bridge or S3 server
+
+
 def test_work_pool_template_declares_every_variable_it_uses():
     template = json.loads((INFRA / "prefect-k8s-work-pool.json").read_text())
     assert set(template) == {"job_configuration", "variables"}
