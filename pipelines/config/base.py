@@ -7,7 +7,7 @@ import os
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from clipline.pipelines import storage
-from clipline.pipelines.store.schema import PARTITION_COLUMN
+from clipline.pipelines.store.layout import PARTITION_COLUMN
 
 HOME_ENV = "CLIPLINE_HOME"
 DEFAULT_HOME = "./.clipline"

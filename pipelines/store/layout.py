@@ -15,7 +15,10 @@ from datetime import UTC, datetime
 from urllib.parse import quote
 
 from clipline.pipelines import storage
-from clipline.pipelines.store.schema import PARTITION_COLUMN
+
+# Every table has it (NOT NULL); a table's files sit in one folder per value, `run_id=<id>`. Declared here, not in
+# schema.py, so that configs and listings can name it without importing DuckDB.
+PARTITION_COLUMN = "run_id"
 
 
 def new_file_name() -> str:

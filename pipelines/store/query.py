@@ -25,8 +25,8 @@ from clipline.pipelines import storage
 from clipline.pipelines.config import QueryLimits
 from clipline.pipelines.errors import ClipLineError
 from clipline.pipelines.store.compact import duckdb_path, hidden_files, parquet_list, sql_string
-from clipline.pipelines.store.layout import in_run_folder, table_files
-from clipline.pipelines.store.schema import PARTITION_COLUMN, ddl_files, sql_dir, tables
+from clipline.pipelines.store.layout import PARTITION_COLUMN, in_run_folder, table_files
+from clipline.pipelines.store.schema import ddl_files, sql_dir, tables
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +200,7 @@ def _execute(con: duckdb.DuckDBPyConnection, sql: str, results_uri: str, limits:
     Turning rows into Python objects is most of a large result's time (2 million rows: seconds), so rows past
     `max_rows` are never fetched; one more is, to tell whether the result was cut. The limit is part of the
     query DuckDB plans, so an ORDER BY under it becomes a top-N that keeps `max_rows + 1` rows instead of
-    sorting every row (success_by_domain at 10 million samples: 1.5 -> 1.1 s).
+    sorting every row (success_by_domain at 10 million samples keeps 1,001 of 1,986,474 groups).
     """
     timer = threading.Timer(limits.timeout, con.interrupt)
     timer.start()

@@ -9,14 +9,13 @@ from pathlib import Path
 
 import duckdb
 
+from clipline.pipelines.store.layout import PARTITION_COLUMN
 from clipline.pipelines.version import PACKAGE_ROOT
 
 # Added to every file: the name of the file a compacted row came from (NULL in
 # files written by a writer). Views hide rows of files that a compacted file
 # already holds, so readers never see a row twice while compaction runs.
 COMPACTED_FROM = "_compacted_from"
-# Every table has it (NOT NULL); a table's files sit in one folder per value, `run_id=<id>` (layout.py).
-PARTITION_COLUMN = "run_id"
 # A compacted file's footer key: the JSON list of the files it holds, so readers learn it without a scan.
 COMPACTED_FROM_KEY = "clipline.compacted_from"
 

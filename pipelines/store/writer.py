@@ -18,8 +18,8 @@ import pyarrow.parquet as pq
 
 from clipline.pipelines import storage
 from clipline.pipelines.config import StoreConfig
-from clipline.pipelines.store.layout import new_file_name, partition_uri
-from clipline.pipelines.store.schema import COMPACTED_FROM, PARTITION_COLUMN, tables
+from clipline.pipelines.store.layout import PARTITION_COLUMN, new_file_name, partition_uri
+from clipline.pipelines.store.schema import COMPACTED_FROM, tables
 
 log = logging.getLogger(__name__)
 

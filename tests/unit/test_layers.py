@@ -62,3 +62,15 @@ def test_importing_every_pipelines_module_loads_no_prefect():
                          timeout=300, check=False)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_configs_and_store_layout_load_neither_duckdb_nor_pyarrow():
+    # Every command imports the configs, and listing the store needs only its layout: neither may pay for DuckDB
+    # or pyarrow (80 ms and more) before it knows it needs them.
+    code = ("import sys\n"
+            "import clipline.pipelines.config, clipline.pipelines.store.layout\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in {'duckdb', 'pyarrow'}))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                         timeout=300, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
