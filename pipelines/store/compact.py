@@ -27,7 +27,6 @@ dropped: DuckDB's sort needs memory in proportion to the rows it carries.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import logging
 import posixpath
@@ -155,8 +154,10 @@ def _compact(results_uri: str, table: str, min_files: int, memory_limit: str) ->
     files_out = rows = 0
     with tempfile.TemporaryDirectory(prefix="clipline-compact-") as spill, \
             scratch_connection(results_uri, memory_limit, spill) as con:
-        for folder, group in itertools.groupby(uris, key=posixpath.dirname):  # sorted: each folder's files together
-            files = list(group)
+        by_folder: dict[str, list[str]] = {}
+        for uri in uris:
+            by_folder.setdefault(posixpath.dirname(uri), []).append(uri)
+        for folder, files in by_folder.items():
             if len(files) < min_files:
                 files_out += len(files)
                 continue
