@@ -29,6 +29,7 @@ from importlib import metadata
 from pathlib import Path
 
 from docs_section import update_section
+from imaging import imaging_library
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -137,17 +138,7 @@ def tool_version(tool: str) -> str:
                              cwd=REPO, capture_output=True, text=True).stdout.strip()
     if commit and changed:
         commit += " + uncommitted changes"
-    return f"{version} ({commit + '; ' if commit else ''}{_imaging()})"
-
-
-def _imaging() -> str:
-    """The imaging library clipline's venv has: pillow-simd where `make install` could build it, else Pillow."""
-    for name in ("pillow-simd", "pillow"):
-        try:
-            return f"{name} {metadata.version(name)}"
-        except metadata.PackageNotFoundError:
-            continue
-    return "no Pillow"
+    return f"{version} ({commit + '; ' if commit else ''}{imaging_library()})"
 
 
 def tool_command(tool: str, urls: Path, out: Path, args: argparse.Namespace) -> list[str]:

@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from imaging import imaging_library
+
 log = logging.getLogger("bench.ingest_stages")
 MANIFEST = "manifest.json"  # bench/ingest_data.py's, read here without importing it (OpenCV runs elsewhere)
 IMAGE_SIZE = 256
@@ -69,10 +71,16 @@ def pillow_stages(image_dir: Path, passes: int) -> dict[str, float]:
     decoded = [decode(body) for body in bodies]
     fitted = [images._fit(*d) for d in decoded]
     encoded = [images.encode_image(f, config) for f in fitted]
+    upscaled = [d for d in decoded if d[1].scale >= 1]  # the resize filter differs (images.UPSCALE_FILTER)
+    downscaled = [d for d in decoded if d[1].scale < 1]
     sink = TarSink(_Discard())
+    fit = lambda d: images._fit(*d)  # noqa: E731
     figures = {
         "decode (draft scale)": _best(passes, bodies, decode),
-        "resize + crop": _best(passes, decoded, lambda d: images._fit(*d)),
+        "resize + crop": _best(passes, decoded, fit),
+        f"resize + crop, upscaled ({len(upscaled)} photos)": _best(passes, upscaled, fit) if upscaled else None,
+        f"resize + crop, downscaled ({len(downscaled)} photos)":
+            _best(passes, downscaled, fit) if downscaled else None,
         "encode JPEG q95": _best(passes, fitted, lambda f: images.encode_image(f, config)),
         "SHA-256 of the body": _best(passes, bodies, lambda b: hashlib.sha256(b).hexdigest()),
         "tar (3 members)": _best(passes, encoded, lambda e: sink.add(
@@ -80,6 +88,7 @@ def pillow_stages(image_dir: Path, passes: int) -> dict[str, float]:
         "process_image (all image work)": _best(passes, bodies, lambda b: images.process_image(b, config)),
     }
     figures["mean input pixels (K)"] = sum(d[0].size[0] * d[0].size[1] for d in decoded) / len(decoded) / 1000
+    figures["photos"] = len(bodies)
     return figures
 
 
@@ -105,23 +114,29 @@ def opencv_stages(image_dir: Path, passes: int) -> dict[str, float]:
 
     decoded = [decode(b) for b in bodies]
     resized = [resize(d) for d in decoded]
+    upscaled = [d for d in decoded if min(d.shape[:2]) <= IMAGE_SIZE]  # as Geometry.scale >= 1 (Pillow's rows)
+    downscaled = [d for d in decoded if min(d.shape[:2]) > IMAGE_SIZE]
     encode = lambda img: cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 95])  # noqa: E731
     return {
         "decode (draft scale)": _best(passes, bodies, decode),
         "resize + crop": _best(passes, decoded, resize),
+        f"resize + crop, upscaled ({len(upscaled)} photos)": _best(passes, upscaled, resize) if upscaled else None,
+        f"resize + crop, downscaled ({len(downscaled)} photos)":
+            _best(passes, downscaled, resize) if downscaled else None,
         "encode JPEG q95": _best(passes, resized, encode),
         "process_image (all image work)": _best(passes, bodies, lambda b: encode(resize(decode(b)))),
     }
 
 
 def table(ours: dict[str, float], theirs: dict[str, float] | None) -> str:
-    lines = ["| stage | clipline (Pillow) ms/image | OpenCV (img2dataset's library) ms/image |",
+    lines = [f"| stage | clipline ({imaging_library()}) ms/image | OpenCV (img2dataset's library) ms/image |",
              "| --- | ---: | ---: |"]
     for stage, ms in ours.items():
-        if stage.startswith("mean"):
+        if stage.startswith("mean") or stage == "photos":
             continue
         other = theirs.get(stage) if theirs else None
-        lines.append(f"| {stage} | {ms:.3f} | {f'{other:.3f}' if other is not None else '-'} |")
+        cells = [f"{v:.3f}" if v is not None else "-" for v in (ms, other)]
+        lines.append(f"| {stage} | {cells[0]} | {cells[1]} |")
     return "\n".join(lines)
 
 
@@ -142,8 +157,7 @@ def main() -> None:
         done = subprocess.run([str(args.opencv_python), __file__, str(args.image_dir), "--passes", str(args.passes),
                                "--opencv-only"], capture_output=True, text=True, check=True)
         theirs = json.loads(done.stdout.strip().splitlines()[-1])
-    log.info("%d photos, mean %.0fK pixels\n%s", len(_bodies(args.image_dir)), ours["mean input pixels (K)"],
-             table(ours, theirs))
+    log.info("%d photos, mean %.0fK pixels\n%s", ours["photos"], ours["mean input pixels (K)"], table(ours, theirs))
 
 
 if __name__ == "__main__":
