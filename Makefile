@@ -7,7 +7,7 @@ DEPS_STAMP := $(VENV)/.deps-$(shell sha256sum pyproject.toml | cut -c1-16)
 PYTEST_ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install pillow browser demo test lint bench-ingest bench-train bench-caption bench-train-video bench-ingest-videos bench-distance bench-eval bench-curate bench-scale-store bench-scale bench-scale-ingest bench-scale-plan bench-scale-distance bench-cluster serve schedule-on schedule-off cluster-up cluster-down clean
+.PHONY: install pillow browser demo test lint bench-ingest bench-train bench-caption bench-train-video bench-ingest-videos bench-distance bench-eval bench-curate bench-scale-store bench-scale bench-scale-ingest bench-scale-plan bench-scale-distance bench-cluster bench-train-ddp serve schedule-on schedule-off cluster-up cluster-down clean
 
 # Reference tools kept apart from the project's dependencies, each in its own folder under $(VENV)/opt and
 # put on PYTHONPATH only where used. They are targets of their own, so an environment built before one was
@@ -110,6 +110,10 @@ bench-scale-distance: install
 # The same ingest and training on 1, 2 and 3 worker nodes of infra/local-cluster.sh (as root), and a node kill.
 bench-cluster: install
 	$(BIN)/python bench/cluster.py
+
+# Where training's CPU per sample goes as workers share one machine: the step alone, with and without DDP.
+bench-train-ddp: install
+	$(BIN)/python bench/train_ddp.py
 
 bench-curate: install
 	$(BIN)/python bench/curate.py
