@@ -44,6 +44,13 @@ def _best(passes: int, items: list, work) -> float:
     return 1000 * best
 
 
+def _resize_split(passes: int, upscaled: list, downscaled: list, resize) -> dict[str, float | None]:
+    """The resize rows of enlarged and of reduced photos apart (their filters differ); both libraries' rows share
+    these names, the counts included, so a table pairs them only where both split the photos alike."""
+    return {f"resize + crop, {kind} ({len(items)} photos)": _best(passes, items, resize) if items else None
+            for kind, items in (("upscaled", upscaled), ("downscaled", downscaled))}
+
+
 class _Discard(io.RawIOBase):
     """A binary file that keeps nothing: the tar stage costs the headers and copies, not a disk."""
 
@@ -78,9 +85,7 @@ def pillow_stages(image_dir: Path, passes: int) -> dict[str, float]:
     figures = {
         "decode (draft scale)": _best(passes, bodies, decode),
         "resize + crop": _best(passes, decoded, fit),
-        f"resize + crop, upscaled ({len(upscaled)} photos)": _best(passes, upscaled, fit) if upscaled else None,
-        f"resize + crop, downscaled ({len(downscaled)} photos)":
-            _best(passes, downscaled, fit) if downscaled else None,
+        **_resize_split(passes, upscaled, downscaled, fit),
         "encode JPEG q95": _best(passes, fitted, lambda f: images.encode_image(f, config)),
         "SHA-256 of the body": _best(passes, bodies, lambda b: hashlib.sha256(b).hexdigest()),
         "tar (3 members)": _best(passes, encoded, lambda e: sink.add(
@@ -120,9 +125,7 @@ def opencv_stages(image_dir: Path, passes: int) -> dict[str, float]:
     return {
         "decode (draft scale)": _best(passes, bodies, decode),
         "resize + crop": _best(passes, decoded, resize),
-        f"resize + crop, upscaled ({len(upscaled)} photos)": _best(passes, upscaled, resize) if upscaled else None,
-        f"resize + crop, downscaled ({len(downscaled)} photos)":
-            _best(passes, downscaled, resize) if downscaled else None,
+        **_resize_split(passes, upscaled, downscaled, resize),
         "encode JPEG q95": _best(passes, resized, encode),
         "process_image (all image work)": _best(passes, bodies, lambda b: encode(resize(decode(b)))),
     }

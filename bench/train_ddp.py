@@ -22,7 +22,6 @@ import argparse
 import logging
 import os
 import resource
-import socket
 import statistics
 import sys
 import tempfile
@@ -36,6 +35,7 @@ import torch.multiprocessing as mp
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from docs_section import machine_info, update_section, versions
+from ingest_server import free_port
 
 from clipline.pipelines.train.loop import DDP_OPTIONS
 
@@ -103,17 +103,11 @@ def _worker(rank: int, world: int, variant: str, args: argparse.Namespace, init:
     dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def measure(world: int, variant: str, args: argparse.Namespace) -> tuple[float, float]:
     """CPU ms per sample (all processes) and wall s of one run."""
     with tempfile.TemporaryDirectory(prefix="bench-ddp-") as folder:
         out = os.path.join(folder, "rank")
-        mp.spawn(_worker, args=(world, variant, args, f"tcp://127.0.0.1:{_free_port()}", out), nprocs=world)
+        mp.spawn(_worker, args=(world, variant, args, f"tcp://127.0.0.1:{free_port()}", out), nprocs=world)
         rows = [[float(x) for x in Path(f"{out}.{rank}").read_text().split()] for rank in range(world)]
     samples = args.steps * args.batch_size * world
     return 1000 * sum(cpu for cpu, _ in rows) / samples, max(wall for _, wall in rows)
@@ -126,8 +120,8 @@ def report(results: dict[tuple[int, str], list[float]], args: argparse.Namespace
              f"- Versions: {versions('torch', 'open_clip_torch')}",
              f"- Command: `{' '.join(['python bench/train_ddp.py', *args.argv])}`",
              f"- Work: `{MODEL}`, fp32, {args.batch_size} samples per process per step, {args.steps} steps timed "
-             f"after {args.warmup}; median of {args.repeats} runs (all runs in brackets). One process has nothing "
-             "to exchange: every row is compared with its figure", "",
+             f"after {args.warmup}; median of {args.repeats} runs (each run in the last column). One process has "
+             "nothing to exchange: every row is compared with its figure", "",
              "| processes | variant | CPU ms/sample | vs 1 process | runs |", "| ---: | --- | ---: | ---: | --- |"]
     for (world, variant), runs in results.items():
         median = statistics.median(runs)

@@ -52,25 +52,25 @@ def test_nothing_imports_the_layers_as_top_level_packages():
     assert not {f: n for f, n in bare.items() if n}
 
 
-def test_importing_every_pipelines_module_loads_no_prefect():
-    modules = ["clipline." + ".".join(p.relative_to(REPO).with_suffix("").parts)
-               for p in (REPO / "pipelines").rglob("*.py") if p.name != "__init__.py"]
+def _loaded_after_importing(modules: list[str], packages: set[str]) -> list[str]:
+    """The modules of `packages` a fresh interpreter holds once it has imported `modules`."""
     code = ("import importlib, sys\n"
             f"for m in {modules!r}: importlib.import_module(m)\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'prefect'))")
+            f"print(sorted(m for m in sys.modules if m.split('.')[0] in {packages!r}))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                          timeout=300, check=False)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[]"
+    return ast.literal_eval(out.stdout.strip())
+
+
+def test_importing_every_pipelines_module_loads_no_prefect():
+    modules = ["clipline." + ".".join(p.relative_to(REPO).with_suffix("").parts)
+               for p in (REPO / "pipelines").rglob("*.py") if p.name != "__init__.py"]
+    assert _loaded_after_importing(modules, {"prefect"}) == []
 
 
 def test_configs_and_store_layout_load_neither_duckdb_nor_pyarrow():
     # Every command imports the configs, and listing the store needs only its layout: neither may pay for DuckDB
-    # or pyarrow (80 ms and more) before it knows it needs them.
-    code = ("import sys\n"
-            "import clipline.pipelines.config, clipline.pipelines.store.layout\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in {'duckdb', 'pyarrow'}))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                         timeout=300, check=False)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[]"
+    # or pyarrow before it knows it needs them.
+    assert _loaded_after_importing(["clipline.pipelines.config", "clipline.pipelines.store.layout"],
+                                   {"duckdb", "pyarrow"}) == []
