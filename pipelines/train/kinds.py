@@ -34,6 +34,7 @@ from clipline.pipelines.models.tokens import tokenizer_files
 from clipline.pipelines.models.video import TemporalEncoder, VideoCLIP, freeze_towers, is_tower_parameter
 from clipline.pipelines.train import checkpoint as ckpt
 from clipline.pipelines.train.clipcap import assemble_clipcap, validate_captions
+from clipline.pipelines.train.embedding_rows import token_embeddings
 from clipline.pipelines.train.optim import full_lr
 from clipline.pipelines.train.step import model_kwargs
 from clipline.pipelines.train.validate import validate, validate_retrieval
@@ -55,6 +56,8 @@ class TrainingModel:
     teacher: torch.nn.Module | None = None  # distillation's frozen teacher
     loss: torch.nn.Module | None = None  # the kind's own loss over the model's output dict; None: contrastive
     files: dict[str, bytes] = field(default_factory=dict)  # other files each checkpoint carries (name -> bytes)
+    # parameters whose gradient comes only from looking up the step's tokens: exchanged by used rows (embedding_rows)
+    token_embeddings: tuple[str, ...] = ()
 
 
 class TrainingKind(Protocol):
@@ -107,7 +110,7 @@ class ImageText:
         return TrainingModel(built.model, built.tokenizer, image_sample(built.preprocess_train),
                              image_sample(built.preprocess_val), _open_clip_config(built),
                              {ckpt.WEIGHTS: built.model}, teacher=build_teacher(config),
-                             files=tokenizer_files(built.tokenizer))
+                             files=tokenizer_files(built.tokenizer), token_embeddings=token_embeddings(built.model))
 
     def validate(self, model, config, built, device) -> dict[str, float]:
         return validate(model, config, built.decode_val, built.tokenizer, device)
@@ -128,7 +131,8 @@ class VideoText:
         frames = video_sample(built.preprocess_val, config.num_frames)  # one geometry for every frame of a clip
         return TrainingModel(model, built.tokenizer, frames, frames, _open_clip_config(built),
                              {ckpt.WEIGHTS: model.clip, TEMPORAL_WEIGHTS: model.temporal},
-                             lambda name: config.image_lr_scale if is_tower_parameter(name) else 1.0)
+                             lambda name: config.image_lr_scale if is_tower_parameter(name) else 1.0,
+                             token_embeddings=token_embeddings(model))
 
     def validate(self, model, config, built, device) -> dict[str, float]:
         return validate_retrieval(model, config, built.decode_val, built.tokenizer, device)

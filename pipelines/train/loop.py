@@ -26,6 +26,7 @@ from clipline.pipelines.data.loader import LoaderSpec, expand_shards, shard_weig
 from clipline.pipelines.data.stream import DataPosition, endless_batches
 from clipline.pipelines.train import checkpoint as ckpt
 from clipline.pipelines.train.elastic import step_shape
+from clipline.pipelines.train.embedding_rows import EmbeddingRows
 from clipline.pipelines.train.kinds import TRAINING_KINDS, TrainingKind, TrainingModel
 from clipline.pipelines.train.metrics import MetricsLog, record_worker
 from clipline.pipelines.train.optim import build_optimizer, cosine_lr, set_lr
@@ -110,6 +111,7 @@ def train_loop(loop_config: dict) -> None:
     if resume_uri:
         progress = _restore(resume_uri, built, optimizer, rank, world, device)
         log.info("worker %d resumed from %s at step %d", rank, resume_uri, progress.step)
+    embedding_rows = EmbeddingRows.prepare(model, built.token_embeddings, world)  # before DDP, which leaves them
     if world > 1:
         model = ray.train.torch.prepare_model(model, move_to_device=False, parallel_strategy_kwargs=DDP_OPTIONS)
     if config.compile:
@@ -130,7 +132,7 @@ def train_loop(loop_config: dict) -> None:
             micro.append((batch.inputs.to(device, non_blocking=True), batch.tokens.to(device, non_blocking=True)))
             skipped += batch.skipped
         data_time = time.perf_counter() - waited
-        loss = train_step(model, loss_fn, optimizer, scaler, micro, config, device, teacher)
+        loss = train_step(model, loss_fn, optimizer, scaler, micro, config, device, teacher, embedding_rows)
         progress.step += 1
         progress.samples_seen += shape.global_batch
         metrics.record(progress.step, loss, optimizer, ckpt.unwrap(model), data_time, skipped, progress.data.epoch)

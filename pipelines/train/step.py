@@ -90,8 +90,9 @@ SHARED = ("logit_scale", "logit_bias")  # scalars every micro-batch's loss share
 
 
 def train_step(model, loss_fn, optimizer, scaler, micro_batches, config: TrainConfig, device,
-               teacher=None) -> float:
-    """Run one optimizer step over `micro_batches` [(images, tokens), ...]; return the mean loss."""
+               teacher=None, embedding_rows=None) -> float:
+    """Run one optimizer step over `micro_batches` [(images, tokens), ...]; return the mean loss.
+    `embedding_rows` (embedding_rows.EmbeddingRows) exchanges the token embeddings' gradients DDP leaves out."""
     optimizer.zero_grad(set_to_none=True)
     if len(micro_batches) == 1:
         images, tokens = micro_batches[0]
@@ -100,6 +101,8 @@ def train_step(model, loss_fn, optimizer, scaler, micro_batches, config: TrainCo
         _backward(loss, scaler)
     else:
         total = _accumulated_step(model, teacher, loss_fn, scaler, micro_batches, config, device)
+    if embedding_rows is not None:
+        embedding_rows([tokens for _, tokens in micro_batches])
     _optimizer_step(optimizer, scaler)
     logit_scale = getattr(unwrap(model), "logit_scale", None)  # contrastive models learn a temperature
     if logit_scale is not None:

@@ -10,7 +10,9 @@ import torch.multiprocessing as mp
 
 from clipline.pipelines.config import TrainConfig
 from clipline.pipelines.train.elastic import step_shape
+from clipline.pipelines.train.embedding_rows import EmbeddingRows
 from clipline.pipelines.train.kinds import ImageText
+from clipline.pipelines.train.loop import DDP_OPTIONS
 from clipline.pipelines.train.optim import build_optimizer
 from clipline.pipelines.train.step import build_loss, train_step
 
@@ -24,14 +26,18 @@ def config(workers: int, **overrides) -> TrainConfig:
 
 def one_step(cfg: TrainConfig, rank: int, world: int, micro: list[tuple[torch.Tensor, torch.Tensor]]):
     """One optimizer step of the real training path; (the loss averaged over ranks, the gradients it applied; with
-    2 workers DDP has averaged them over the ranks). Gradients, not weights: AdamW's first step moves every
-    weight by about lr whatever the gradient's scale, so weights would hide a gradient off by a factor."""
+    2 workers DDP and the token embedding's exchange by rows have averaged them over the ranks, wrapped as the
+    training loop wraps them). Gradients, not weights: AdamW's first step moves every weight by about lr whatever
+    the gradient's scale, so weights would hide a gradient off by a factor."""
     built = ImageText().build(cfg)
     model = built.model
+    rows = EmbeddingRows.prepare(model, built.token_embeddings, world)
     if world > 1:
-        model = torch.nn.parallel.DistributedDataParallel(model)
+        assert rows is not None  # clipline-tiny's token embedding takes the row exchange, not DDP's
+        model = torch.nn.parallel.DistributedDataParallel(model, **DDP_OPTIONS)
     optimizer = build_optimizer(model, cfg, built.lr_scale)
-    loss = train_step(model, build_loss(cfg, rank, world), optimizer, None, micro, cfg, torch.device("cpu"))
+    loss = train_step(model, build_loss(cfg, rank, world), optimizer, None, micro, cfg, torch.device("cpu"),
+                      embedding_rows=rows)
     if world > 1:
         total = torch.tensor([loss])
         dist.all_reduce(total)
