@@ -9,7 +9,12 @@ no Ray and no results store. Each variant differs in what happens to the gradien
 - no DDP: none are exchanged (the features still are): the cost of W processes sharing the cores, no more;
 - DDP, no exchange: DistributedDataParallel with a communication hook that sends nothing (its bucket copies);
 - DDP, torch's defaults: the gradients all-reduced, as `ray.train.torch.prepare_model` does by default;
-- DDP, clipline's options: `pipelines/train/loop.py`'s DDP_OPTIONS (gradients as views of the buckets).
+- DDP, gradients as bucket views: `pipelines/train/loop.py`'s DDP_OPTIONS;
+- clipline's: those options, and the token embedding left out of DDP and exchanged by the rows the step's tokens
+  used (`pipelines/train/embedding_rows.py`), as the training loop does.
+
+The tokens are random over the whole vocabulary (64 x 32 per process: about 2,000 distinct rows each), more
+rows than real captions touch: the row exchange sends no less than it would in training.
 
 CPU is each process's user + system time over the steps after --warmup, summed over the W processes.
 
@@ -37,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from docs_section import machine_info, update_section, versions
 from ingest_server import free_port
 
+from clipline.pipelines.train.embedding_rows import EmbeddingRows, token_embeddings
 from clipline.pipelines.train.loop import DDP_OPTIONS
 
 log = logging.getLogger("bench.train_ddp")
@@ -52,22 +58,32 @@ def _silent(state, bucket):  # no annotations: DDP checks them against its own t
     return done
 
 
-def _no_ddp(model):
-    return model
+def _no_ddp(model, world):
+    return model, None
 
 
-def _ddp_silent(model):
+def _ddp_silent(model, world):
     model = torch.nn.parallel.DistributedDataParallel(model)
     model.register_comm_hook(None, _silent)
-    return model
+    return model, None
 
 
-VARIANTS = {
+def _ddp(model, world, **options):
+    return torch.nn.parallel.DistributedDataParallel(model, **options), None
+
+
+def _clipline(model, world):
+    rows = EmbeddingRows.prepare(model, token_embeddings(model), world)
+    return torch.nn.parallel.DistributedDataParallel(model, **DDP_OPTIONS), rows
+
+
+OPTIONS = ", ".join(f"{k}={v}" for k, v in DDP_OPTIONS.items())
+VARIANTS = {  # name -> (model, world) -> (the model to step, the token-embedding exchange or None)
     "no DDP (features gathered, gradients not exchanged)": _no_ddp,
     "DDP, no exchange (a hook that sends nothing)": _ddp_silent,
-    "DDP, torch's defaults": lambda model: torch.nn.parallel.DistributedDataParallel(model),
-    f"DDP, clipline's options ({', '.join(f'{k}={v}' for k, v in DDP_OPTIONS.items())})":
-        lambda model: torch.nn.parallel.DistributedDataParallel(model, **DDP_OPTIONS),
+    "DDP, torch's defaults": _ddp,
+    f"DDP, {OPTIONS}": lambda model, world: _ddp(model, world, **DDP_OPTIONS),
+    f"clipline's: DDP, {OPTIONS}; token embedding by used rows": _clipline,
 }
 
 
@@ -82,7 +98,7 @@ def _worker(rank: int, world: int, variant: str, args: argparse.Namespace, init:
     register_clipline_configs()
     torch.manual_seed(0)
     model = open_clip.create_model(MODEL, output_dict=True)
-    model = VARIANTS[variant](model) if world > 1 else model
+    model, rows = VARIANTS[variant](model, world) if world > 1 else (model, None)
     loss_fn = ClipLoss(local_loss=True, gather_with_grad=True, cache_labels=True, rank=rank, world_size=world)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     generator = torch.Generator().manual_seed(rank)
@@ -95,6 +111,8 @@ def _worker(rank: int, world: int, variant: str, args: argparse.Namespace, init:
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(**model(images, tokens))
         loss.backward()
+        if rows is not None:
+            rows([tokens])
         optimizer.step()
         loss.item()
     end = resource.getrusage(resource.RUSAGE_SELF)
