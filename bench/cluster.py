@@ -14,10 +14,14 @@ processes (every process carrying a node's CLIPLINE_CLUSTER_NODE mark, the clipl
 server and nginx, read from /proc every second) is measured beside it, a figure other work on the machine does
 not disturb. Before each run the harness waits for the 1-minute load to drop below --max-load.
 
+Training runs --train-runs times per node count, in rounds over the node counts (1, 2, 3, 1, 2, 3, ...; each
+run after the first on a fresh cluster), and the report takes the medians: on a shared machine one run's CPU per
+sample moves by about as much as the 10% the figure is judged by.
+
 Last, on the 2-node cluster, elastic training (`--workers 2 --min-workers 1`) loses a node that hosts a training
 worker; the time from the kill to the new, smaller worker group and to its first logged step is reported.
 
-    python bench/cluster.py [--nodes 1 2 3] [--num-urls 20000] [--steps 100] [--no-resume]
+    python bench/cluster.py [--nodes 1 2 3] [--num-urls 20000] [--steps 100] [--train-runs 3] [--no-resume]
 """
 
 from __future__ import annotations
@@ -79,6 +83,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=32, help="download threads per crawl worker")
     p.add_argument("--steps", type=int, default=100, help="training steps on each cluster")
     p.add_argument("--batch-size", type=int, default=64, help="samples per training worker per step")
+    p.add_argument("--train-runs", type=int, default=3,
+                   help="training runs per node count, in rounds over the node counts; the report takes the medians")
     p.add_argument("--log-every", type=int, default=5, help="steps per logged training window")
     p.add_argument("--skip", type=int, default=10, help="first training steps left out of the steady state")
     p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
@@ -93,6 +99,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.argv = argv
     if min(args.nodes) < 1 or len(set(args.nodes)) != len(args.nodes):
         p.error("--nodes takes distinct counts of at least 1")
+    if args.train_runs < 1:
+        p.error("--train-runs takes at least 1")
     if not 0 <= args.skip < args.steps - args.log_every:
         p.error("need 0 <= --skip < --steps - --log-every")
     if not 5 < args.kill_at_step < args.resume_steps - 10:
@@ -139,10 +147,10 @@ def cluster_up(num_nodes: int) -> Iterator[Cluster]:
         script("down")
 
 
-def fixed_pids(nginx_pid: int) -> dict[int, str]:
+def fixed_pids(nginx_pid: int | None = None) -> dict[int, str]:
     """Processes of the set-up that are not a node's: the S3 server and nginx (their children go with them)."""
     s3_pid = int((Path(SETTINGS["CLUSTER_DIR"]) / "s3.pid").read_text())
-    return {s3_pid: "S3 (moto)", nginx_pid: "nginx"}
+    return {s3_pid: "S3 (moto)"} | ({nginx_pid: "nginx"} if nginx_pid else {})
 
 
 def measured(cmd: list[str], cluster: Cluster, fixed: dict[int, str], args, log_path: Path) -> RunCpu:
@@ -169,17 +177,22 @@ def idle_cpu(fixed: dict[int, str], args) -> float:
 # ---------------------------------------------------------------- ingest and training
 
 
-def upload_inputs(cluster: Cluster, base_url: str, args) -> tuple[str, str]:
-    """The URL list and the training shards on the cluster's S3; their URIs."""
+def upload_urls(base_url: str, args) -> str:
+    """The URL list on the cluster's S3; its URI."""
     images = ingest_data.build_images(IMAGES)
     ingest_data.write_row_files(IMAGES, images, args.num_urls)
     urls = WORK / "urls.csv"
     ingest_data.write_url_list(urls, base_url, images, args.num_urls)
     storage.write_bytes(f"{BUCKET}/urls.csv", urls.read_bytes())
+    return f"{BUCKET}/urls.csv"
+
+
+def upload_shards() -> str:
+    """The training shards on the cluster's S3; their URI pattern."""
     pattern = ensure_shards(TRAIN_SHARDS, PER_SHARD)
     for shard in sorted(Path(pattern).parent.glob("*.tar")):
         storage.write_bytes(f"{BUCKET}/digits/{shard.name}", shard.read_bytes())
-    return f"{BUCKET}/urls.csv", f"{BUCKET}/digits/{{00000..{TRAIN_SHARDS - 1:05d}}}.tar"
+    return f"{BUCKET}/digits/{{00000..{TRAIN_SHARDS - 1:05d}}}.tar"
 
 
 def ingest_command(cluster: Cluster, urls_uri: str, root: str, args) -> list[str]:
@@ -210,17 +223,17 @@ def measure_ingest(cluster: Cluster, urls_uri: str, fixed: dict[int, str], args)
     return run
 
 
-def measure_train(cluster: Cluster, data_uri: str, fixed: dict[int, str], args) -> TrainRun:
-    root = f"{BUCKET}/n{cluster.num_nodes}/train"
+def measure_train(cluster: Cluster, data_uri: str, fixed: dict[int, str], args, run: int = 1) -> TrainRun:
+    root = f"{BUCKET}/n{cluster.num_nodes}/train{run}"
     cmd = train_command(data_uri, root, cluster.cpus, args.steps, args, "--log-every", str(args.log_every))
-    cpu = measured(cmd, cluster, fixed, args, WORK / "logs" / f"train-{cluster.num_nodes}.log")
+    cpu = measured(cmd, cluster, fixed, args, WORK / "logs" / f"train-{cluster.num_nodes}-{run}.log")
     points = run_query(f"{root}/results", "SELECT step, epoch(time) FROM train_metrics "
                                           "WHERE name = 'samples_per_s' ORDER BY step").rows
     nodes = run_query(f"{root}/results", "SELECT DISTINCT split_part(node, '/', 1) FROM train_workers").rows
-    run = TrainRun(cluster.cpus, args.batch_size * cluster.cpus, args.steps, args.skip,
-                   [(int(s), float(t)) for s, t in points], {ip for (ip,) in nodes}, cpu)
-    log.info("training on %d nodes: %s", cluster.num_nodes, run.summary())
-    return run
+    train = TrainRun(cluster.cpus, args.batch_size * cluster.cpus, args.steps, args.skip,
+                     [(int(s), float(t)) for s, t in points], {ip for (ip,) in nodes}, cpu)
+    log.info("training on %d nodes, run %d: %s", cluster.num_nodes, run, train.summary())
+    return train
 
 
 # ---------------------------------------------------------------- kill-to-resume
@@ -281,13 +294,13 @@ def measure_cluster(num_nodes: int, scaling: bool, args) -> tuple[NodeCount | No
     """Bring up `num_nodes` worker nodes; the scaling runs on them (`scaling`) and the kill test (on two)."""
     with cluster_up(num_nodes) as cluster, \
             ingest_server.serve(IMAGES, WORK / "nginx", host=cluster.driver_ip) as server:
-        urls_uri, data_uri = upload_inputs(cluster, server.base_url, args)
+        urls_uri, data_uri = upload_urls(server.base_url, args), upload_shards()
         fixed = fixed_pids(server.process.pid)
         result = None
         if scaling:
             idle = idle_cpu(fixed, args)
             result = NodeCount(num_nodes, cluster.up_s, idle, measure_ingest(cluster, urls_uri, fixed, args),
-                               measure_train(cluster, data_uri, fixed, args), server.kind)
+                               [measure_train(cluster, data_uri, fixed, args)], server.kind)
         resume = None
         if args.resume and num_nodes == RESUME_NODES:
             try:
@@ -296,6 +309,12 @@ def measure_cluster(num_nodes: int, scaling: bool, args) -> tuple[NodeCount | No
                 log.error("kill-to-resume failed: %s", e)
                 resume = ResumeFailure(str(e).split("\n")[0])
     return result, resume
+
+
+def train_again(num_nodes: int, run: int, args) -> TrainRun:
+    """One more training run, on a fresh cluster of `num_nodes` worker nodes (no file server: no ingest)."""
+    with cluster_up(num_nodes) as cluster:
+        return measure_train(cluster, upload_shards(), fixed_pids(), args, run)
 
 
 def run_bench(args) -> tuple[str, bool]:
@@ -307,6 +326,9 @@ def run_bench(args) -> tuple[str, bool]:
         row, found = measure_cluster(n, n in args.nodes, args)
         rows += [row] if row else []
         resume = found or resume
+    for run in range(2, args.train_runs + 1):  # rounds over the node counts, as the first was
+        for row in rows:
+            row.trains.append(train_again(row.nodes, run, args))
     command = shlex.join(["python", "bench/cluster.py", *args.argv])
     return cluster_report.render(rows, resume, args, SETTINGS, command), not isinstance(resume, ResumeFailure)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,8 +169,25 @@ class NodeCount:
     up_s: float
     idle_cores: float  # CPU of the idle cluster's own processes, in cores
     ingest: IngestRun
-    train: TrainRun
+    trains: list[TrainRun]  # in the order run: the first beside the ingest, the others on fresh clusters later
     server: str  # the file server, e.g. nginx/1.22.1
+
+    @property
+    def train(self) -> TrainRun:
+        """The training run of median steady CPU per sample (machine; the lower middle one of an even count)."""
+        ranked = sorted(self.trains, key=lambda run: steady_ms(run)[0])
+        return ranked[(len(ranked) - 1) // 2]
+
+    def train_ms(self) -> tuple[float, float]:
+        """Steady CPU ms per sample, median over the training runs: (machine, cluster processes)."""
+        return (statistics.median(steady_ms(run)[0] for run in self.trains),
+                statistics.median(steady_ms(run)[1] for run in self.trains))
+
+
+def steady_ms(run: IngestRun | TrainRun) -> tuple[float, float]:
+    """Steady CPU ms per image or sample: (machine, cluster processes)."""
+    s = run.steady()
+    return s.ms_per(s.machine_s), s.ms_per(s.own_s)
 
 
 @dataclass(frozen=True)
@@ -207,7 +225,8 @@ class ResumeFailure:
 
 def setup_lines(rows: list[NodeCount], args, settings: dict[str, str]) -> list[str]:
     now = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-    loads = [x for r in rows for run in (r.ingest.cpu, r.train.cpu) for x in (run.load_before, run.load_after)]
+    loads = [x for r in rows for run in (r.ingest.cpu, *(t.cpu for t in r.trains))
+             for x in (run.load_before, run.load_after)]
     load = f"{min(loads):.2f} to {max(loads):.2f}" if loads else "-"
     return [
         HEADING, "", f"- Date: {now}", f"- Machine: {machine_info()}",
@@ -225,7 +244,10 @@ def setup_lines(rows: list[NodeCount], args, settings: dict[str, str]) -> list[s
         f"- Training: `clipline train --workers N` (one Ray Train worker per node), `clipline-tiny`, fp32, "
         f"{args.batch_size} samples per worker per step (global batch {args.batch_size} x N), {args.steps} steps, "
         "shards of real MNIST digits (bench-train's, 20 x 250) sampled with replacement, 1 data-loader process per "
-        "worker",
+        f"worker. Training runs {args.train_runs} times per node count, in rounds over the node counts (each round "
+        f"{', '.join(map(str, sorted(args.nodes)))} nodes, every run on a fresh cluster), so that a slow spell of "
+        "the machine falls on every node count alike; the first round also runs the ingest. The tables show the "
+        "run of median steady CPU per sample (machine); the ratio below takes the medians",
         "- CPU: *machine* is the whole machine's busy CPU (user + system + irq + steal, /proc/stat) over the window, "
         "since the nodes' processes are not children of the harness; *cluster* is the CPU of the cluster's own "
         "processes (every process marked with a node's CLIPLINE_CLUSTER_NODE, the clipline command's session, "
@@ -238,7 +260,11 @@ def setup_lines(rows: list[NodeCount], args, settings: dict[str, str]) -> list[s
 
 def growth(a: Steady, b: Steady) -> tuple[float, float]:
     """CPU per unit of work, b / a: (machine, cluster processes)."""
-    return b.ms_per(b.machine_s) / a.ms_per(a.machine_s), b.ms_per(b.own_s) / a.ms_per(a.own_s)
+    return ratio((a.ms_per(a.machine_s), a.ms_per(a.own_s)), (b.ms_per(b.machine_s), b.ms_per(b.own_s)))
+
+
+def ratio(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
+    return b[0] / a[0], b[1] / a[1]
 
 
 def other_cpu_s(run: RunCpu) -> float:
@@ -252,19 +278,23 @@ def ratio_lines(rows: list[NodeCount]) -> list[str]:
         return []
     lo, hi = rows[0], rows[-1]
     out = []
-    runs = [run for r in rows for run in (r.ingest.cpu, r.train.cpu)]
+    runs = [run for r in rows for run in (r.ingest.cpu, *(t.cpu for t in r.trains))]
     other = max(other_cpu_s(run) / run.machine_s() for run in runs)
     if other > OTHER_WORK_SHARE:
         out += [f"Note: the machine was not idle: in one run {other:.0%} of its busy CPU was outside the cluster's "
                 "processes (see the CPU table below), so the *machine* figures carry other work; the *cluster* "
                 "figures do not.", ""]
-    for what, a, b in (("image (ingest)", lo.ingest, hi.ingest), ("sample (training)", lo.train, hi.train)):
-        steady, run = growth(a.steady(), b.steady()), growth(a.whole(), b.whole())
+    for what, a, b, steady in (
+            ("image (ingest)", lo.ingest, hi.ingest, ratio(steady_ms(lo.ingest), steady_ms(hi.ingest))),
+            (f"sample (training, median of {len(lo.trains)} and {len(hi.trains)} runs)", lo.train, hi.train,
+             ratio(lo.train_ms(), hi.train_ms()))):
+        run = growth(a.whole(), b.whole())
         verdict = ", ".join(f"{name} {'within' if x <= MAX_GROWTH else '**above**'}"
                             for name, x in zip(("machine", "cluster"), steady, strict=True))
         out += [f"**CPU per {what}, {hi.nodes} / {lo.nodes} nodes, steady: {steady[0]:.2f}x machine, "
                 f"{steady[1]:.2f}x cluster** ({verdict} the {MAX_GROWTH - 1:.0%} allowed by issue #14); whole run "
-                f"with start-up: {run[0]:.2f}x machine, {run[1]:.2f}x cluster.", ""]
+                f"with start-up{' (the median runs)' if 'training' in what else ''}: {run[0]:.2f}x machine, "
+                f"{run[1]:.2f}x cluster.", ""]
     return out
 
 
@@ -289,7 +319,7 @@ def tables(rows: list[NodeCount]) -> list[str]:
         out.append(f"| {r.nodes} | {i.workers} | {len(i.ips)} | {i.images} | {c.wall_s:.1f} | {i.whole().rate:.1f} "
                    f"| {i.steady().rate:.1f} | {ms(i.whole())} | {ms(i.steady())} | {c.load_before:.2f} -> "
                    f"{c.load_after:.2f} |")
-    out += ["", "Training (CPU ms/sample: machine / cluster):", "",
+    out += ["", "Training, the median run of each node count (CPU ms/sample: machine / cluster):", "",
             "| worker nodes | training workers | nodes used | global batch | steps | wall s | samples/s run "
             "| samples/s steady | CPU ms/sample run | CPU ms/sample steady | load before -> after |",
             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
@@ -298,6 +328,13 @@ def tables(rows: list[NodeCount]) -> list[str]:
         out.append(f"| {r.nodes} | {t.workers} | {len(t.ips)} | {t.global_batch} | {t.steps} | {c.wall_s:.1f} "
                    f"| {t.whole().rate:.1f} | {t.steady().rate:.1f} | {ms(t.whole())} | {ms(t.steady())} "
                    f"| {c.load_before:.2f} -> {c.load_after:.2f} |")
+    out += ["", "Training, every run (steady CPU ms/sample, machine / cluster, in the order run; each later run on a "
+            "fresh cluster after a round over the other node counts):", "",
+            "| worker nodes | " + " | ".join(f"run {i + 1}" for i in range(max(len(r.trains) for r in rows)))
+            + " | median |", "|" + " ---: |" * (max(len(r.trains) for r in rows) + 2)]
+    for r in rows:
+        runs = " | ".join("{:.2f} / {:.2f}".format(*steady_ms(t)) for t in r.trains)
+        out.append(f"| {r.nodes} | {runs} | " + "{:.2f} / {:.2f}".format(*r.train_ms()) + " |")
     return [*out, ""]
 
 
@@ -308,7 +345,7 @@ def parts_lines(rows: list[NodeCount]) -> list[str]:
            "| worker nodes | run | machine CPU s | cluster CPU s | by part | sampling | other processes |",
            "| ---: | --- | ---: | ---: | --- | ---: | ---: |"]
     for r in rows:
-        for name, run in (("ingest", r.ingest.cpu), ("training", r.train.cpu)):
+        for name, run in (("ingest", r.ingest.cpu), ("training (median run)", r.train.cpu)):
             parts = ", ".join(f"{k} {v:.1f}" for k, v in sorted(run.by_part.items(), key=lambda kv: -kv[1]))
             out.append(f"| {r.nodes} | {name} | {run.machine_s():.1f} | {run.own_s():.1f} | {parts} "
                        f"| {run.meter_cpu_s:.1f} | {other_cpu_s(run):.1f} |")
@@ -355,6 +392,6 @@ def render(rows: list[NodeCount], resume: Resume | ResumeFailure | None, args, s
     lines += resume_lines(resume, args)
     lines += ["Commands (`make bench-cluster` runs `python bench/cluster.py` without options; each command's output "
               "is kept in `.bench/cluster/logs/`):", "", "```", command]
-    lines += [run.command for r in rows for run in (r.ingest.cpu, r.train.cpu)]
+    lines += [run.command for r in rows for run in (r.ingest.cpu, *(t.cpu for t in r.trains))]
     lines += [resume.command] if isinstance(resume, Resume) else []
     return "\n".join([*lines, "```", ""])
