@@ -8,6 +8,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Sequence
 
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -105,5 +106,17 @@ def on_driver_node() -> NodeAffinitySchedulingStrategy:
     return NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
 
 
-def cluster_cpus() -> int:
-    return int(ray.cluster_resources().get("CPU", 1))
+def cpus_per_worker(workers: int) -> int:
+    """CPUs for each of `workers` tasks or actors that run at once on the cluster (so that torch's intra-op
+    threads do not oversubscribe the cores): the cluster's CPUs split between them, but only as many as lets all
+    of them be placed on the alive nodes. A request larger than every node would wait for resources forever
+    (three 1-CPU nodes cannot host one worker of 3 CPUs)."""
+    return fit_cpus([int(node["Resources"].get("CPU", 0)) for node in ray.nodes() if node["Alive"]], workers)
+
+
+def fit_cpus(node_cpus: Sequence[int], workers: int) -> int:
+    """The most CPUs (at least 1) each of `workers` can take with all of them placed on nodes of `node_cpus`."""
+    for cpus in range(sum(node_cpus) // max(workers, 1), 1, -1):
+        if sum(n // cpus for n in node_cpus) >= workers:
+            return cpus
+    return 1

@@ -11,7 +11,7 @@ import logging
 import pyarrow as pa
 import ray
 
-from clipline.pipelines.compute import cluster_cpus, ensure_ray
+from clipline.pipelines.compute import cpus_per_worker, ensure_ray
 from clipline.pipelines.curate.scorer import ScorerSpec, load_scorer
 from clipline.pipelines.curate.scores import stored_scores
 from clipline.pipelines.eval.features import torch_threads
@@ -36,7 +36,7 @@ def score_shards(shards: list[str], scores_uri: str, scorer: ScorerSpec | None, 
         encoder = load_scorer(scorer, gpu) if scorer else None
         return {uri: stored_scores(uri, scores_uri, scorer, batch_size, gpu, encoder) for uri in shards}
     ensure_ray()
-    threads = max(1, cluster_cpus() // workers)
+    threads = cpus_per_worker(workers)
     log.info("scoring %d shards on Ray, %d at once with %d CPU(s) each", len(shards), workers, threads)
     options = {"num_cpus": threads, "num_gpus": 1 if gpu else 0}
     pending, running, done = list(shards), {}, {}

@@ -15,7 +15,7 @@ import numpy as np
 import ray
 from tqdm import tqdm
 
-from clipline.pipelines.compute import cluster_cpus, current_node, ensure_ray
+from clipline.pipelines.compute import cpus_per_worker, current_node, ensure_ray
 from clipline.pipelines.config import DatasetDistanceConfig
 from clipline.pipelines.distance.datasets import DatasetSample, read_members
 from clipline.pipelines.distance.text import CaptionEmbeddings, embed_captions
@@ -64,7 +64,7 @@ def embed_image_space(ref: CheckpointRef, samples: Mapping[str, DatasetSample], 
         return {name: record_embedding(embed_sample_images(encoder, sample, config.batch_size), name, config, run_id)
                 for name, sample in samples.items()}
     ensure_ray()
-    threads = max(1, cluster_cpus() // config.workers)
+    threads = cpus_per_worker(config.workers)
     log.info("embedding %d datasets on Ray, %d at once with %d CPU(s) each", len(samples), config.workers, threads)
     options = {"num_cpus": threads, "num_gpus": 1 if config.gpu else 0}
     names, pending, running, done = list(samples), list(samples), {}, {}

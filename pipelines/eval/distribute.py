@@ -11,7 +11,7 @@ import logging
 
 import ray
 
-from clipline.pipelines.compute import cluster_cpus, ensure_ray
+from clipline.pipelines.compute import cpus_per_worker, ensure_ray
 from clipline.pipelines.config import EvalConfig
 from clipline.pipelines.eval.features import torch_threads
 from clipline.pipelines.eval.results import EvalResult
@@ -33,7 +33,7 @@ def _evaluate_job_task(job: EvalJob, config: EvalConfig, plots_uri: str, run_id:
 def evaluate_on_ray(plan: EvalPlan, config: EvalConfig, run_id: str) -> list[list[EvalResult]]:
     """Each pair's results, in plan order; at most `workers` pairs run at once."""
     ensure_ray()
-    cpus = max(1, cluster_cpus() // config.workers)
+    cpus = cpus_per_worker(config.workers)
     log.info("evaluating %d pair(s) on Ray, %d at once with %d CPU(s) each", len(plan.jobs), config.workers, cpus)
     pending = list(enumerate(plan.jobs))
     running: dict = {}

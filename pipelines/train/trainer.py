@@ -22,7 +22,7 @@ from ray.train import FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
 from clipline.pipelines import storage
-from clipline.pipelines.compute import cluster_cpus, ensure_ray
+from clipline.pipelines.compute import cpus_per_worker, ensure_ray
 from clipline.pipelines.config import CocaTrainConfig, TrainConfig
 from clipline.pipelines.data.loader import check_shards, dataset_size, expand_shards
 from clipline.pipelines.errors import ClipLineError
@@ -148,7 +148,7 @@ def _scaling(config: TrainConfig) -> ScalingConfig:
         return ScalingConfig(num_workers=0)  # Ray Train's local mode: the loop runs in this process
     ensure_ray()
     # Split the CPUs between workers so torch's intra-op threads do not oversubscribe the cores.
-    cpus = max(1, cluster_cpus() // config.workers) if not config.gpu else 1
+    cpus = cpus_per_worker(config.workers) if not config.gpu else 1
     workers = (config.min_workers, config.workers) if config.min_workers else config.workers  # elastic: a range
     return ScalingConfig(num_workers=workers, use_gpu=config.gpu, resources_per_worker={"CPU": cpus},
                          elastic_resize_monitor_interval_s=config.resize_interval_s)
