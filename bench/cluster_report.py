@@ -98,6 +98,11 @@ class Steady:
     def ms_per(self, cpu_s: float) -> float:
         return 1000 * cpu_s / self.work
 
+    @property
+    def cpu_ms(self) -> tuple[float, float]:
+        """CPU ms per image or sample: (machine, cluster processes)."""
+        return self.ms_per(self.machine_s), self.ms_per(self.own_s)
+
 
 @dataclass(frozen=True)
 class IngestRun:
@@ -175,19 +180,13 @@ class NodeCount:
     @property
     def train(self) -> TrainRun:
         """The training run of median steady CPU per sample (machine; the lower middle one of an even count)."""
-        ranked = sorted(self.trains, key=lambda run: steady_ms(run)[0])
+        ranked = sorted(self.trains, key=lambda run: run.steady().cpu_ms[0])
         return ranked[(len(ranked) - 1) // 2]
 
     def train_ms(self) -> tuple[float, float]:
         """Steady CPU ms per sample, median over the training runs: (machine, cluster processes)."""
-        return (statistics.median(steady_ms(run)[0] for run in self.trains),
-                statistics.median(steady_ms(run)[1] for run in self.trains))
-
-
-def steady_ms(run: IngestRun | TrainRun) -> tuple[float, float]:
-    """Steady CPU ms per image or sample: (machine, cluster processes)."""
-    s = run.steady()
-    return s.ms_per(s.machine_s), s.ms_per(s.own_s)
+        machine, cluster = zip(*(run.steady().cpu_ms for run in self.trains), strict=True)
+        return statistics.median(machine), statistics.median(cluster)
 
 
 @dataclass(frozen=True)
@@ -258,12 +257,8 @@ def setup_lines(rows: list[NodeCount], args, settings: dict[str, str]) -> list[s
         f"{args.load_wait:.0f} s for it to drop below {args.max_load} before each run)", ""]
 
 
-def growth(a: Steady, b: Steady) -> tuple[float, float]:
-    """CPU per unit of work, b / a: (machine, cluster processes)."""
-    return ratio((a.ms_per(a.machine_s), a.ms_per(a.own_s)), (b.ms_per(b.machine_s), b.ms_per(b.own_s)))
-
-
 def ratio(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
+    """CPU per unit of work, b / a: (machine, cluster processes)."""
     return b[0] / a[0], b[1] / a[1]
 
 
@@ -284,22 +279,22 @@ def ratio_lines(rows: list[NodeCount]) -> list[str]:
         out += [f"Note: the machine was not idle: in one run {other:.0%} of its busy CPU was outside the cluster's "
                 "processes (see the CPU table below), so the *machine* figures carry other work; the *cluster* "
                 "figures do not.", ""]
-    for what, a, b, steady in (
-            ("image (ingest)", lo.ingest, hi.ingest, ratio(steady_ms(lo.ingest), steady_ms(hi.ingest))),
-            (f"sample (training, median of {len(lo.trains)} and {len(hi.trains)} runs)", lo.train, hi.train,
-             ratio(lo.train_ms(), hi.train_ms()))):
-        run = growth(a.whole(), b.whole())
+    for what, whole_of, a, b, steady in (
+            ("image (ingest)", "", lo.ingest, hi.ingest, ratio(lo.ingest.steady().cpu_ms, hi.ingest.steady().cpu_ms)),
+            (f"sample (training, median of {len(lo.trains)} and {len(hi.trains)} runs)", " (the median runs)",
+             lo.train, hi.train, ratio(lo.train_ms(), hi.train_ms()))):
+        run = ratio(a.whole().cpu_ms, b.whole().cpu_ms)
         verdict = ", ".join(f"{name} {'within' if x <= MAX_GROWTH else '**above**'}"
                             for name, x in zip(("machine", "cluster"), steady, strict=True))
         out += [f"**CPU per {what}, {hi.nodes} / {lo.nodes} nodes, steady: {steady[0]:.2f}x machine, "
                 f"{steady[1]:.2f}x cluster** ({verdict} the {MAX_GROWTH - 1:.0%} allowed by issue #14); whole run "
-                f"with start-up{' (the median runs)' if 'training' in what else ''}: {run[0]:.2f}x machine, "
+                f"with start-up{whole_of}: {run[0]:.2f}x machine, "
                 f"{run[1]:.2f}x cluster.", ""]
     return out
 
 
-def ms(s: Steady) -> str:
-    return f"{s.ms_per(s.machine_s):.2f} / {s.ms_per(s.own_s):.2f}"
+def ms(cpu_ms: tuple[float, float]) -> str:
+    return "{:.2f} / {:.2f}".format(*cpu_ms)
 
 
 def tables(rows: list[NodeCount]) -> list[str]:
@@ -317,8 +312,8 @@ def tables(rows: list[NodeCount]) -> list[str]:
     for r in rows:
         i, c = r.ingest, r.ingest.cpu
         out.append(f"| {r.nodes} | {i.workers} | {len(i.ips)} | {i.images} | {c.wall_s:.1f} | {i.whole().rate:.1f} "
-                   f"| {i.steady().rate:.1f} | {ms(i.whole())} | {ms(i.steady())} | {c.load_before:.2f} -> "
-                   f"{c.load_after:.2f} |")
+                   f"| {i.steady().rate:.1f} | {ms(i.whole().cpu_ms)} | {ms(i.steady().cpu_ms)} "
+                   f"| {c.load_before:.2f} -> {c.load_after:.2f} |")
     out += ["", "Training, the median run of each node count (CPU ms/sample: machine / cluster):", "",
             "| worker nodes | training workers | nodes used | global batch | steps | wall s | samples/s run "
             "| samples/s steady | CPU ms/sample run | CPU ms/sample steady | load before -> after |",
@@ -326,15 +321,14 @@ def tables(rows: list[NodeCount]) -> list[str]:
     for r in rows:
         t, c = r.train, r.train.cpu
         out.append(f"| {r.nodes} | {t.workers} | {len(t.ips)} | {t.global_batch} | {t.steps} | {c.wall_s:.1f} "
-                   f"| {t.whole().rate:.1f} | {t.steady().rate:.1f} | {ms(t.whole())} | {ms(t.steady())} "
+                   f"| {t.whole().rate:.1f} | {t.steady().rate:.1f} | {ms(t.whole().cpu_ms)} | {ms(t.steady().cpu_ms)} "
                    f"| {c.load_before:.2f} -> {c.load_after:.2f} |")
     out += ["", "Training, every run (steady CPU ms/sample, machine / cluster, in the order run; each later run on a "
             "fresh cluster after a round over the other node counts):", "",
-            "| worker nodes | " + " | ".join(f"run {i + 1}" for i in range(max(len(r.trains) for r in rows)))
-            + " | median |", "|" + " ---: |" * (max(len(r.trains) for r in rows) + 2)]
+            "| worker nodes | " + " | ".join(f"run {i + 1}" for i in range(len(rows[0].trains))) + " | median |",
+            "|" + " ---: |" * (len(rows[0].trains) + 2)]
     for r in rows:
-        runs = " | ".join("{:.2f} / {:.2f}".format(*steady_ms(t)) for t in r.trains)
-        out.append(f"| {r.nodes} | {runs} | " + "{:.2f} / {:.2f}".format(*r.train_ms()) + " |")
+        out.append(f"| {r.nodes} | " + " | ".join(ms(t.steady().cpu_ms) for t in r.trains) + f" | {ms(r.train_ms())} |")
     return [*out, ""]
 
 
