@@ -14,9 +14,9 @@ processes (every process carrying a node's CLIPLINE_CLUSTER_NODE mark, the clipl
 server and nginx, read from /proc every second) is measured beside it, a figure other work on the machine does
 not disturb. Before each run the harness waits for the 1-minute load to drop below --max-load.
 
-Training runs --train-runs times per node count, in rounds over the node counts (1, 2, 3, 1, 2, 3, ...; each
-run after the first on a fresh cluster), and the report takes the medians: on a shared machine one run's CPU per
-sample moves by about as much as the 10% the figure is judged by.
+Training runs --train-runs times per node count, in rounds over the node counts, every other round in reverse
+(1, 2, 3, 3, 2, 1, 1, 2, 3, ...; each run after the first on a fresh cluster), and the report takes the medians: on
+a shared machine one run's CPU per sample moves by as much as the 10% the figure is judged by, or more.
 
 Last, on the 2-node cluster, elastic training (`--workers 2 --min-workers 1`) loses a node that hosts a training
 worker; the time from the kill to the new, smaller worker group and to its first logged step is reported.
@@ -326,8 +326,10 @@ def run_bench(args) -> tuple[str, bool]:
         row, found = measure_cluster(n, n in args.nodes, args)
         rows += [row] if row else []
         resume = found or resume
-    for run in range(2, args.train_runs + 1):  # rounds over the node counts, as the first was
-        for row in rows:
+    # More rounds over the node counts, every other one in reverse (the first: 1, 2, 3; the second: 3, 2, 1; ...), so
+    # that a machine slowing down (or speeding up) over the hour does not always reach the largest count last.
+    for run in range(2, args.train_runs + 1):
+        for row in rows[::-1] if run % 2 == 0 else rows:
             row.trains.append(train_again(row.nodes, run, args))
     command = shlex.join(["python", "bench/cluster.py", *args.argv])
     return cluster_report.render(rows, resume, args, SETTINGS, command), not isinstance(resume, ResumeFailure)

@@ -243,9 +243,11 @@ def setup_lines(rows: list[NodeCount], args, settings: dict[str, str]) -> list[s
         f"- Training: `clipline train --workers N` (one Ray Train worker per node), `clipline-tiny`, fp32, "
         f"{args.batch_size} samples per worker per step (global batch {args.batch_size} x N), {args.steps} steps, "
         "shards of real MNIST digits (bench-train's, 20 x 250) sampled with replacement, 1 data-loader process per "
-        f"worker. Training runs {args.train_runs} times per node count, in rounds over the node counts (each round "
-        f"{', '.join(map(str, sorted(args.nodes)))} nodes, every run on a fresh cluster), so that a slow spell of "
-        "the machine falls on every node count alike; the first round also runs the ingest. The tables show the "
+        f"worker. Training runs {args.train_runs} times per node count, in rounds over the node counts (the first "
+        f"round {', '.join(map(str, sorted(args.nodes)))} nodes, every other round after it in reverse, every run on a "
+        "fresh cluster), so that a slow spell of the machine falls on every node count alike and a machine slowing "
+        "down over the hour does not always reach the largest count last; the first round also runs the ingest. "
+        "The tables show the "
         "run of median steady CPU per sample (machine); the ratio below takes the medians",
         "- CPU: *machine* is the whole machine's busy CPU (user + system + irq + steal, /proc/stat) over the window, "
         "since the nodes' processes are not children of the harness; *cluster* is the CPU of the cluster's own "
@@ -324,7 +326,7 @@ def tables(rows: list[NodeCount]) -> list[str]:
                    f"| {t.whole().rate:.1f} | {t.steady().rate:.1f} | {ms(t.whole().cpu_ms)} | {ms(t.steady().cpu_ms)} "
                    f"| {c.load_before:.2f} -> {c.load_after:.2f} |")
     out += ["", "Training, every run (steady CPU ms/sample, machine / cluster, in the order run; each later run on a "
-            "fresh cluster after a round over the other node counts):", "",
+            "fresh cluster, in the next round over the node counts):", "",
             "| worker nodes | " + " | ".join(f"run {i + 1}" for i in range(len(rows[0].trains))) + " | median |",
             "|" + " ---: |" * (len(rows[0].trains) + 2)]
     for r in rows:
