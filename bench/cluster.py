@@ -16,12 +16,13 @@ not disturb. Before each run the harness waits for the 1-minute load to drop bel
 
 Training runs --train-runs times per node count, in rounds over the node counts, every other round in reverse
 (1, 2, 3, 3, 2, 1, 1, 2, 3, ...; each run after the first on a fresh cluster), and the report takes the medians: on
-a shared machine one run's CPU per sample moves by as much as the 10% the figure is judged by, or more.
+a shared machine one run's CPU per sample moves by as much as the 10% the figure is judged by, or more. The default
+is an even number of runs, so that each node count runs first in a round as often as last.
 
 Last, on the 2-node cluster, elastic training (`--workers 2 --min-workers 1`) loses a node that hosts a training
 worker; the time from the kill to the new, smaller worker group and to its first logged step is reported.
 
-    python bench/cluster.py [--nodes 1 2 3] [--num-urls 20000] [--steps 100] [--train-runs 3] [--no-resume]
+    python bench/cluster.py [--nodes 1 2 3] [--num-urls 20000] [--steps 100] [--train-runs 4] [--no-resume]
 """
 
 from __future__ import annotations
@@ -83,8 +84,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=32, help="download threads per crawl worker")
     p.add_argument("--steps", type=int, default=100, help="training steps on each cluster")
     p.add_argument("--batch-size", type=int, default=64, help="samples per training worker per step")
-    p.add_argument("--train-runs", type=int, default=3,
-                   help="training runs per node count, in rounds over the node counts; the report takes the medians")
+    p.add_argument("--train-runs", type=int, default=4,
+                   help="training runs per node count, in rounds over the node counts, every other round in reverse "
+                        "(an even count runs each node count first as often as last); the report takes the medians")
     p.add_argument("--log-every", type=int, default=5, help="steps per logged training window")
     p.add_argument("--skip", type=int, default=10, help="first training steps left out of the steady state")
     p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
