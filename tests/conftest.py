@@ -39,6 +39,32 @@ def _interrupt(signum, frame):
 signal.signal(signal.SIGTERM, _interrupt)
 
 
+_CPU_REPORT = os.environ.get("CLIPLINE_TEST_CPU_REPORT")  # a file: CPU seconds per test (support/cpu_report.py)
+_meter = None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    global _meter
+    if not _CPU_REPORT:
+        yield
+        return
+    from support.cpu_report import Meter
+
+    _meter = _meter or Meter()
+    started = _meter.start()
+    yield
+    _meter.stop(item.nodeid, started)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _meter:
+        _meter.write(_CPU_REPORT)
+        terminalreporter.section(f"CPU per test (all of it in {_CPU_REPORT})")
+        for line in _meter.top_lines():
+            terminalreporter.write_line(line)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def clipline_home(tmp_path_factory) -> Path:
     """Every test session writes under its own CLIPLINE_HOME, never ./.clipline."""

@@ -19,7 +19,10 @@ log=$(mktemp "${TMPDIR:-/tmp}/clipline-second-session.XXXXXX.log")
 # KeyboardInterrupt), which takes its cluster's namespaces down.
 second_pid=
 trap '[ -z "$second_pid" ] || kill "$second_pid" 2>/dev/null; wait; rm -f "$log"' EXIT
-"$pytest" "$@" "${second[@]}" >"$log" 2>&1 &
+# CLIPLINE_TEST_CPU_REPORT=FILE (CPU seconds per test, tests/support/cpu_report.py): the second session writes
+# FILE.second.
+CLIPLINE_TEST_CPU_REPORT=${CLIPLINE_TEST_CPU_REPORT:+$CLIPLINE_TEST_CPU_REPORT.second} \
+    "$pytest" "$@" "${second[@]}" >"$log" 2>&1 &
 second_pid=$!
 ignores=()
 for path in "${second[@]}"; do ignores+=("--ignore=$path"); done
