@@ -4,7 +4,9 @@
 how long it waited as much as what it cost. This counts what it cost: the CPU of the session's process tree over
 the test (setup to teardown: the pytest process, its subprocesses and the local Ray's processes it started, live
 ones plus the children they reaped), and the whole machine's busy CPU beside it. Processes outside the tree (a
-cluster's Ray nodes, started by `ray start`, which detaches) count only in the machine column.
+cluster's Ray nodes, started by `ray start`, which detaches) count only in the machine column. A process that ends
+without a process of the tree reaping it takes its CPU out of the count: a test whose fixture teardown stops such
+processes can even show a negative figure. So the column ranks tests; it does not add up to the session's CPU.
 """
 
 from __future__ import annotations
