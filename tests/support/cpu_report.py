@@ -2,24 +2,27 @@
 
 `make test` runs two pytest sessions that keep both cores busy, so a test's wall time (pytest's --durations) says
 how long it waited as much as what it cost. This counts what it cost: the CPU of the session's process tree over
-the test (setup to teardown: the pytest process, its subprocesses and the local Ray's processes it started, live
-ones plus the children they reaped), and the whole machine's busy CPU beside it. Processes outside the tree (a
-cluster's Ray nodes, started by `ray start`, which detaches) count only in the machine column. A process that ends
-without a process of the tree reaping it takes its CPU out of the count: a test whose fixture teardown stops such
-processes can even show a negative figure. So the column ranks tests; it does not add up to the session's CPU.
+the test (setup to teardown: the pytest process, its subprocesses, and the local Ray's raylet and workers, which
+it started), and the whole machine's busy CPU beside it. Processes outside the tree (a cluster's Ray nodes,
+started by `ray start`, which detaches) count only in the machine column.
+
+A thread reads every process of the tree once a second and keeps each one's latest CPU after it ends: Ray's raylet
+ignores SIGCHLD, so a Ray worker's CPU never reaches its parent's reaped-children count. What escapes is a
+process's last second, and processes that live less than a second.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _processes() -> dict[int, tuple[int, int]]:
-    """pid -> (parent pid, CPU ticks of the process and of the children it reaped)."""
+def _processes() -> dict[int, tuple[int, int, int]]:
+    """pid -> (parent pid, start time, CPU ticks of the process itself)."""
     found = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -28,22 +31,8 @@ def _processes() -> dict[int, tuple[int, int]]:
                     fields = f.read().rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
             except (OSError, IndexError):
                 continue
-            found[int(entry)] = (int(fields[1]), sum(int(x) for x in fields[11:15]))  # utime stime cutime cstime
+            found[int(entry)] = (int(fields[1]), int(fields[19]), int(fields[11]) + int(fields[12]))  # utime+stime
     return found
-
-
-def tree_cpu_s(root: int) -> float:
-    """CPU seconds of `root` and every process below it."""
-    processes = _processes()
-    children: dict[int, list[int]] = {}
-    for pid, (parent, _) in processes.items():
-        children.setdefault(parent, []).append(pid)
-    ticks, stack = 0, [root]
-    while stack:
-        pid = stack.pop()
-        ticks += processes.get(pid, (0, 0))[1]
-        stack += children.get(pid, [])
-    return ticks / TICKS
 
 
 def machine_busy_s() -> float:
@@ -64,17 +53,45 @@ class Cost:
 class Meter:
     """Start it before a test and stop it after; `costs` collects one Cost per test."""
 
-    def __init__(self) -> None:
-        self.root = os.getpid()
+    def __init__(self, root: int | None = None, period_s: float = 1.0) -> None:
+        self.root = root or os.getpid()
         self.costs: list[Cost] = []
+        self._latest: dict[tuple[int, int], int] = {}  # (pid, start time) -> its CPU ticks when last read
+        self._lock = threading.Lock()
+        self._period_s = period_s
+        self._thread: threading.Thread | None = None
+
+    def read(self) -> float:
+        """Read the tree now; the CPU seconds of every process of it ever read, each at its latest reading."""
+        processes = _processes()
+        children: dict[int, list[int]] = {}
+        for pid, (parent, _, _) in processes.items():
+            children.setdefault(parent, []).append(pid)
+        stack, now = [self.root], {}
+        while stack:
+            pid = stack.pop()
+            if pid in processes:
+                _, started, ticks = processes[pid]
+                now[(pid, started)] = ticks
+            stack += children.get(pid, [])
+        with self._lock:
+            self._latest.update(now)
+            return sum(self._latest.values()) / TICKS
+
+    def _poll(self) -> None:
+        while True:
+            time.sleep(self._period_s)
+            self.read()
 
     def start(self) -> tuple[float, float, float]:
-        return time.monotonic(), tree_cpu_s(self.root), machine_busy_s()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._poll, name="cpu-report", daemon=True)
+            self._thread.start()
+        return time.monotonic(), self.read(), machine_busy_s()
 
     def stop(self, test: str, started: tuple[float, float, float]) -> None:
         wall, tree, machine = started
-        self.costs.append(Cost(test, time.monotonic() - wall, tree_cpu_s(self.root) - tree,
-                                   machine_busy_s() - machine))
+        self.costs.append(Cost(test, time.monotonic() - wall, self.read() - tree, machine_busy_s() - machine))
 
     def write(self, path: str) -> None:
         with open(path, "w") as f:
