@@ -247,8 +247,7 @@ def setup_lines(rows: list[NodeCount], args, settings: dict[str, str]) -> list[s
         f"round {', '.join(map(str, sorted(args.nodes)))} nodes, every other round after it in reverse, every run on a "
         "fresh cluster), so that a slow spell of the machine falls on every node count alike and a machine slowing "
         "down over the hour does not always reach the largest count last; the first round also runs the ingest. "
-        "The tables show the "
-        "run of median steady CPU per sample (machine); the ratio below takes the medians",
+        "The tables show the run of median steady CPU per sample (machine); the ratio below takes the medians",
         "- CPU: *machine* is the whole machine's busy CPU (user + system + irq + steal, /proc/stat) over the window, "
         "since the nodes' processes are not children of the harness; *cluster* is the CPU of the cluster's own "
         "processes (every process marked with a node's CLIPLINE_CLUSTER_NODE, the clipline command's session, "

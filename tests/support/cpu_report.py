@@ -14,32 +14,15 @@ process's last second, and processes that live less than a second.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _processes() -> dict[int, tuple[int, int, int]]:
-    """pid -> (parent pid, start time, CPU ticks of the process itself)."""
-    found = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
-            except (OSError, IndexError):
-                continue
-            found[int(entry)] = (int(fields[1]), int(fields[19]), int(fields[11]) + int(fields[12]))  # utime+stime
-    return found
-
-
-def machine_busy_s() -> float:
-    """The machine's busy CPU seconds since boot: every /proc/stat column but idle and iowait."""
-    with open("/proc/stat") as f:
-        ticks = [int(x) for x in f.readline().split()[1:]]
-    return (sum(ticks) - ticks[3] - ticks[4]) / TICKS
+sys.path.append(str(Path(__file__).resolve().parents[2] / "bench"))  # the benches' /proc readers (stdlib only)
+from ingest_measure import TICKS, _Proc, _system_busy_s, descendants  # noqa: E402
+from train_sampler import _stat  # noqa: E402
 
 
 @dataclass
@@ -56,27 +39,19 @@ class Meter:
     def __init__(self, root: int | None = None, period_s: float = 1.0) -> None:
         self.root = root or os.getpid()
         self.costs: list[Cost] = []
-        self._latest: dict[tuple[int, int], int] = {}  # (pid, start time) -> its CPU ticks when last read
+        self._latest: dict[tuple[int, int], float] = {}  # (pid, start tick) -> its CPU s when last read
         self._lock = threading.Lock()
         self._period_s = period_s
         self._thread: threading.Thread | None = None
 
     def read(self) -> float:
         """Read the tree now; the CPU seconds of every process of it ever read, each at its latest reading."""
-        processes = _processes()
-        children: dict[int, list[int]] = {}
-        for pid, (parent, _, _) in processes.items():
-            children.setdefault(parent, []).append(pid)
-        stack, now = [self.root], {}
-        while stack:
-            pid = stack.pop()
-            if pid in processes:
-                _, started, ticks = processes[pid]
-                now[(pid, started)] = ticks
-            stack += children.get(pid, [])
+        stats = {int(e.name): f for e in os.scandir("/proc") if e.name.isdigit() and (f := _stat(int(e.name)))}
+        procs = {pid: _Proc(int(f[1]), (int(f[11]) + int(f[12])) / TICKS, 0) for pid, f in stats.items()}
+        now = {(pid, int(stats[pid][19])): procs[pid].cpu_s for pid in descendants(self.root, procs)}
         with self._lock:
             self._latest.update(now)
-            return sum(self._latest.values()) / TICKS
+            return sum(self._latest.values())
 
     def _poll(self) -> None:
         while True:
@@ -87,11 +62,11 @@ class Meter:
         if self._thread is None:
             self._thread = threading.Thread(target=self._poll, name="cpu-report", daemon=True)
             self._thread.start()
-        return time.monotonic(), self.read(), machine_busy_s()
+        return time.monotonic(), self.read(), _system_busy_s()
 
     def stop(self, test: str, started: tuple[float, float, float]) -> None:
         wall, tree, machine = started
-        self.costs.append(Cost(test, time.monotonic() - wall, self.read() - tree, machine_busy_s() - machine))
+        self.costs.append(Cost(test, time.monotonic() - wall, self.read() - tree, _system_busy_s() - machine))
 
     def write(self, path: str) -> None:
         with open(path, "w") as f:
