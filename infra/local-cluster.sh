@@ -93,10 +93,10 @@ start_netns_node() {
   ip netns exec "$ns" ip link set eth0 up
   # GLOO_SOCKET_IFNAME: torch.distributed (Ray Train) would otherwise bind the address the host name
   # resolves to, loopback here, and workers on other nodes could not reach it.
-  # Own mount namespace: fresh tmpfs on /tmp and /dev/shm; the working folder lives in that /tmp.
+  # Own mount namespace: fresh tmpfs on /tmp and /dev/shm (the checkout and venv stay visible, also when they lie
+  # under /tmp: infra/node-mounts.sh); the working folder lives in that /tmp.
   # `ray start` daemonizes its processes; they keep the namespaces after this shell exits.
-  ip netns exec "$ns" unshare --mount --propagation private sh -c "
-      mount -t tmpfs -o size=4g tmpfs /tmp && mount -t tmpfs -o size=1g tmpfs /dev/shm &&
+  ip netns exec "$ns" unshare --mount --propagation private bash "$repo/infra/node-mounts.sh" "$repo" "$venv" -- sh -c "
       mkdir -p /tmp/work && cd /tmp/work &&
       exec env -u RAY_ADDRESS -u CLIPLINE_HOME $(node_env /tmp/work /tmp "$node") GLOO_SOCKET_IFNAME=eth0 '$ray_bin' start $(ray_start_args "$node")
   " >"$state/logs/$node.log" 2>&1 || { log "$node failed to start:"; tail -20 "$state/logs/$node.log" >&2; return 1; }
@@ -211,12 +211,14 @@ PY
 }
 
 cmd_up() {
-  local workers="${1:-2}"
+  local workers="${1:-2}" path
   [ -e "$state/mode" ] && die "a cluster is already up (state in $state); run '$0 down' first"
   if [ "$(mode)" = netns ]; then
-    case "$(realpath -m "$venv")/" in
-      /tmp/*|/dev/shm/*) die "the venv $venv lies under /tmp or /dev/shm, which each node replaces with its own: put the checkout (or VENV) elsewhere" ;;
-    esac
+    for path in "$repo" "$venv"; do
+      case "$(realpath -m "$path")/" in
+        /dev/shm/*) die "$path lies under /dev/shm, which each node replaces with its own: put the checkout (or VENV) elsewhere" ;;
+      esac
+    done
   fi
   mkdir -p "$state/logs"
   mode >"$state/mode"

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 import shlex
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -80,18 +82,56 @@ def test_makefile_install_target_runs_with_the_dockerfiles_arguments(tmp_path):
 
 
 def test_local_cluster_refuses_a_venv_that_its_nodes_cannot_see(tmp_path):
-    """Each namespaced node mounts its own /tmp: a venv there is refused before anything starts."""
-    import os
-
+    """Each namespaced node mounts its own /dev/shm: a venv there is refused before anything starts."""
     if os.geteuid() != 0:
         pytest.skip("namespace mode (and so this check) needs root")
     state = tmp_path / "state"
     done = subprocess.run(["bash", str(INFRA / "local-cluster.sh"), "up", "1"], capture_output=True, text=True,
-                          env={**os.environ, "VENV": "/tmp/some-checkout/.venv", "CLUSTER_DIR": str(state),
+                          env={**os.environ, "VENV": "/dev/shm/some-checkout/.venv", "CLUSTER_DIR": str(state),
                                "CLUSTER_NAME": "cvt"}, timeout=60)
     assert done.returncode == 1
-    assert "the venv /tmp/some-checkout/.venv lies under /tmp or /dev/shm" in done.stderr
+    assert "/dev/shm/some-checkout/.venv lies under /dev/shm" in done.stderr
     assert not state.exists()  # refused before any namespace, bridge or S3 server
+
+
+def _in_node_mounts(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["unshare", "--mount", "--propagation", "private", "bash", str(INFRA / "node-mounts.sh"),
+                           *args], capture_output=True, text=True, timeout=60)
+
+
+def test_a_node_sees_a_checkout_under_tmp_and_nothing_else_of_the_drivers_tmp():
+    """A clone under /tmp: a node's fresh /tmp still holds the checkout and its venv (the software every machine
+    has), but not the driver's other files there, nor its /dev/shm; the driver's own /tmp is untouched."""
+    if os.geteuid() != 0:
+        pytest.skip("mount namespaces need root")
+    with tempfile.TemporaryDirectory(dir="/tmp") as checkout, tempfile.TemporaryDirectory(dir="/tmp") as other, \
+            tempfile.NamedTemporaryFile(dir="/dev/shm") as shm:
+        (Path(checkout) / ".venv" / "bin").mkdir(parents=True)
+        (Path(checkout) / ".venv" / "bin" / "marker").write_text("venv")
+        (Path(other) / "secret").write_text("driver's")
+        script = (f"ls -A /tmp; echo ---; cat {checkout}/.venv/bin/marker; echo; ls -A /dev/shm; echo ---; "
+                  f"ls {other} 2>&1 || true; echo ---; ls -A /mnt")
+        mounts = Path("/proc/self/mounts").read_text()
+        done = _in_node_mounts(checkout, f"{checkout}/.venv", "--", "sh", "-c", script)
+        assert done.returncode == 0, done.stderr
+        listing, seen, missing, mnt = done.stdout.split("---\n")
+        assert listing.split() == [Path(checkout).name]  # only the kept folder
+        assert seen.split() == ["venv"]  # read through the node's /tmp; its /dev/shm is empty
+        assert "No such file" in missing
+        assert sorted(mnt.split()) == sorted(os.listdir("/mnt"))  # the staging tmpfs is gone from the node's /mnt
+        # Outside the namespace: the driver's /tmp, /dev/shm and mounts are as they were.
+        assert (Path(other) / "secret").read_text() == "driver's" and Path(shm.name).exists()
+        assert Path("/proc/self/mounts").read_text() == mounts
+
+
+def test_a_node_keeps_folders_outside_tmp_as_they_are_and_refuses_dev_shm():
+    if os.geteuid() != 0:
+        pytest.skip("mount namespaces need root")
+    done = _in_node_mounts(str(REPO), "--", "sh", "-c", "ls -A /tmp; test -f README.md && echo repo")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["repo"]  # an empty /tmp; the checkout (outside /tmp) in place
+    refused = _in_node_mounts("/dev/shm/venv", "--", "true")
+    assert refused.returncode == 1 and "/dev/shm/venv lies under /dev/shm" in refused.stderr
 
 
 def test_work_pool_template_declares_every_variable_it_uses():
