@@ -211,14 +211,12 @@ PY
 }
 
 cmd_up() {
-  local workers="${1:-2}" path
+  local workers="${1:-2}"
   [ -e "$state/mode" ] && die "a cluster is already up (state in $state); run '$0 down' first"
+  # A node's mounts, tried once in a throwaway mount namespace: a checkout or venv that no node could see stops
+  # `up` here, before any namespace, bridge or S3 server.
   if [ "$(mode)" = netns ]; then
-    for path in "$repo" "$venv"; do
-      case "$(realpath -m "$path")/" in
-        /dev/shm/*) die "$path lies under /dev/shm, which each node replaces with its own: put the checkout (or VENV) elsewhere" ;;
-      esac
-    done
+    unshare --mount --propagation private bash "$repo/infra/node-mounts.sh" "$repo" "$venv" -- true || exit 1
   fi
   mkdir -p "$state/logs"
   mode >"$state/mode"

@@ -16,7 +16,8 @@ while [ "$#" -gt 0 ] && [ "$1" != -- ]; do
   path="$(realpath -m "$1")"
   shift
   case "$path/" in
-    /dev/shm/*) echo "node-mounts: $path lies under /dev/shm, which each node replaces with its own" >&2; exit 1 ;;
+    /dev/shm/*) echo "node-mounts: $path lies under /dev/shm, which each node replaces with its own: put the checkout (or VENV) elsewhere" >&2
+               exit 1 ;;
     /tmp/*) ;;
     *) continue ;;  # outside /tmp: every node sees it as it is
   esac
