@@ -36,6 +36,9 @@ python="$venv/bin/python"
 bridge="${name}br"
 driver_ip="$subnet.1"
 bucket="clipline"
+# A node's mount namespace and private folders (infra/node-mounts.sh): every node starts under it, and `up` tries
+# it once first. Followed by the command to run there.
+node_mounts=(unshare --mount --propagation private bash "$repo/infra/node-mounts.sh" "$repo" "$venv" --)
 # The cluster runs without Ray's token authentication, on a private bridge. Say so explicitly: a process that
 # started a local Ray (`ray.init()` of Ray 2.60 turns token mode on by default) exports RAY_AUTH_MODE=token to
 # its children, and then `ray start` here fails for want of a token in the node's own HOME.
@@ -96,7 +99,7 @@ start_netns_node() {
   # Own mount namespace: fresh tmpfs on /tmp and /dev/shm (the checkout and venv stay visible, also when they lie
   # under /tmp: infra/node-mounts.sh); the working folder lives in that /tmp.
   # `ray start` daemonizes its processes; they keep the namespaces after this shell exits.
-  ip netns exec "$ns" unshare --mount --propagation private bash "$repo/infra/node-mounts.sh" "$repo" "$venv" -- sh -c "
+  ip netns exec "$ns" "${node_mounts[@]}" sh -c "
       mkdir -p /tmp/work && cd /tmp/work &&
       exec env -u RAY_ADDRESS -u CLIPLINE_HOME $(node_env /tmp/work /tmp "$node") GLOO_SOCKET_IFNAME=eth0 '$ray_bin' start $(ray_start_args "$node")
   " >"$state/logs/$node.log" 2>&1 || { log "$node failed to start:"; tail -20 "$state/logs/$node.log" >&2; return 1; }
@@ -216,7 +219,7 @@ cmd_up() {
   # A node's mounts, tried once in a throwaway mount namespace: a checkout or venv that no node could see stops
   # `up` here, before any namespace, bridge or S3 server.
   if [ "$(mode)" = netns ]; then
-    unshare --mount --propagation private bash "$repo/infra/node-mounts.sh" "$repo" "$venv" -- true || exit 1
+    "${node_mounts[@]}" true || exit 1
   fi
   mkdir -p "$state/logs"
   mode >"$state/mode"
